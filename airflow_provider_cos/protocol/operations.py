@@ -1,0 +1,411 @@
+"""Every COS JSON API operation as a pure ``prepare_*`` / ``process_*`` pair, for both generations.
+
+``prepare_*`` returns a :class:`CosRequest` (no signature, no bytes); ``process_*`` takes the HTTP
+status and body and returns a typed result or raises a typed :class:`CosError`. The transfer engine and
+the hook glue these to ``requests``; the emulator's tests use them to speak to the emulator.
+
+:class:`V1Dialect` is the ``/files/v1`` generation (single ``op=upload_slice``; completion on the slice
+that fills the object; resume by re-init with ``session``). :class:`V2Dialect` is ``/files/v2``
+(``upload_slice_init`` / ``_data`` / ``_finish`` / ``_list``, ``uploadparts``, ``serial_upload``, -4019).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow_provider_cos.protocol.errors import CosNotFoundError, CosProtocolError, CosSessionError
+from airflow_provider_cos.protocol.messages import (
+    FILE_FIELD,
+    CosRequest,
+    InstantUpload,
+    ListPage,
+    SliceAck,
+    SlicePart,
+    SliceSession,
+    StatInfo,
+    parse_envelope,
+    require_int,
+    require_str,
+    urls_from_data,
+)
+from airflow_provider_cos.protocol.paths import (
+    ApiVersion,
+    ObjectUrls,
+    normalize_file_path,
+    normalize_folder_path,
+)
+from airflow_provider_cos.protocol.sha1parts import UploadPart
+
+#: Slice sizes the v2 documentation lists; the server may answer another one.
+V2_SLICE_SIZES = (512 * 1024, 1024 * 1024, 2 * 1024 * 1024, 3 * 1024 * 1024)
+#: v1 SDKs accepted 512 KiB..20 MiB.
+V1_SLICE_RANGE = (512 * 1024, 20 * 1024 * 1024)
+LIST_MAX = 199
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return None if value is None else str(value)
+
+
+def stat_from_data(data: Mapping[str, Any], name: str) -> StatInfo:
+    """A stat answer or a list entry as :class:`StatInfo` (folders carry no file fields)."""
+    is_folder = "filesize" not in data and "filelen" not in data and "sha" not in data
+    return StatInfo(
+        name=str(data.get("name", name)),
+        is_folder=is_folder,
+        filesize=_opt_int(data, "filesize"),
+        filelen=_opt_int(data, "filelen"),
+        sha=_opt_str(data, "sha"),
+        ctime=_opt_int(data, "ctime"),
+        mtime=_opt_int(data, "mtime"),
+        access_url=_opt_str(data, "access_url"),
+        source_url=_opt_str(data, "source_url"),
+        preview_url=_opt_str(data, "preview_url"),
+        biz_attr=_opt_str(data, "biz_attr"),
+        raw=dict(data),
+    )
+
+
+class Dialect:
+    """Operations common to both generations. Subclasses add the slice protocol."""
+
+    api_version: ApiVersion
+
+    # ---- simple upload
+    def prepare_upload(
+        self,
+        path: str,
+        data_len: int,
+        *,
+        sha: str | None = None,
+        biz_attr: str | None = None,
+        insert_only: bool = False,
+    ) -> CosRequest:
+        path = normalize_file_path(path)
+        fields: list[tuple[str, str]] = [("op", "upload")]
+        if sha:
+            fields.append(("sha", sha))
+        if biz_attr:
+            fields.append(("biz_attr", biz_attr))
+        fields.append(("insertOnly", _flag(insert_only)))
+        return CosRequest("upload", "POST", path, fields=tuple(fields), body_format="multipart",
+                          file_field=FILE_FIELD, data_len=data_len)
+
+    def process_upload(self, status: int, body: bytes, *, path: str | None = None) -> ObjectUrls:
+        data = parse_envelope(status, body, op="upload", path=path)
+        urls = urls_from_data(data, op="upload")
+        if urls is None:
+            raise CosProtocolError("upload answer has no object URLs", operation="upload", path=path)
+        return urls
+
+    # ---- stat
+    def prepare_stat(self, path: str) -> CosRequest:
+        if not path.endswith("/"):
+            path = normalize_file_path(path)
+        else:
+            path = normalize_folder_path(path)
+        return CosRequest("stat", "GET", path, query=(("op", "stat"),))
+
+    def process_stat(self, status: int, body: bytes, *, path: str) -> StatInfo:
+        data = parse_envelope(status, body, op="stat", path=path)
+        return stat_from_data(data, path.rstrip("/").rsplit("/", 1)[-1])
+
+    # ---- delete (one-time signature)
+    def prepare_delete(self, path: str) -> CosRequest:
+        path = normalize_folder_path(path) if path.endswith("/") else normalize_file_path(path)
+        if path == "/":
+            from airflow_provider_cos.protocol.errors import CosPathError
+
+            raise CosPathError("the bucket root cannot be deleted", code=-180, path=path)
+        return CosRequest("delete", "POST", path, fields=(("op", "delete"),), body_format="json",
+                          signature="once")
+
+    def process_delete(self, status: int, body: bytes, *, path: str | None = None) -> None:
+        parse_envelope(status, body, op="delete", path=path)
+
+    # ---- create folder
+    def prepare_create_folder(self, path: str, *, biz_attr: str = "") -> CosRequest:
+        path = normalize_folder_path(path)
+        if path == "/":
+            from airflow_provider_cos.protocol.errors import CosPathError
+
+            raise CosPathError("the bucket root always exists and cannot be created", code=-180, path=path)
+        return CosRequest("create", "POST", path, fields=(("op", "create"), ("biz_attr", biz_attr)),
+                          body_format="json")
+
+    def process_create_folder(self, status: int, body: bytes, *, path: str | None = None) -> int | None:
+        data = parse_envelope(status, body, op="create", path=path)
+        return _opt_int(data, "ctime")
+
+    # ---- list
+    def prepare_list(self, folder: str, *, num: int = LIST_MAX, context: str = "", prefix: str = "") -> CosRequest:
+        folder = normalize_folder_path(folder)
+        if not 1 <= num <= 1000:
+            raise ValueError("num must be within 1..1000")
+        if "/" in prefix:
+            from airflow_provider_cos.protocol.errors import CosPathError
+
+            raise CosPathError("list prefix must not contain '/'", code=-180, path=folder + prefix)
+        return CosRequest("list", "GET", folder + prefix,
+                          query=(("op", "list"), ("num", str(num)), ("context", context)))
+
+    def process_list(self, status: int, body: bytes, *, path: str | None = None) -> ListPage:
+        data = parse_envelope(status, body, op="list", path=path)
+        infos_raw = data.get("infos") or []
+        if not isinstance(infos_raw, list):
+            raise CosProtocolError("list answer 'infos' is not an array", operation="list", path=path)
+        infos = tuple(stat_from_data(item, str(item.get("name", ""))) for item in infos_raw
+                      if isinstance(item, dict))
+        context = str(data.get("context") or "")
+        listover = data.get("listover")
+        over = bool(listover) if listover is not None else not context
+        return ListPage(infos=infos, context=context, listover=over)
+
+    # ---- slice protocol (generation-specific)
+    def prepare_slice_init(
+        self,
+        path: str,
+        *,
+        filesize: int,
+        sha: str,
+        slice_size: int,
+        uploadparts: Sequence[UploadPart] | None = None,
+        biz_attr: str | None = None,
+        insert_only: bool = False,
+        session: str | None = None,
+    ) -> CosRequest:
+        raise NotImplementedError
+
+    def process_slice_init(self, status: int, body: bytes, *, path: str | None = None
+                           ) -> InstantUpload | SliceSession:
+        raise NotImplementedError
+
+    def prepare_slice_data(self, path: str, *, session: str, offset: int, length: int, sha: str | None = None
+                           ) -> CosRequest:
+        raise NotImplementedError
+
+    def process_slice_data(self, status: int, body: bytes, *, path: str | None = None) -> SliceAck:
+        raise NotImplementedError
+
+
+class V1Dialect(Dialect):
+    """``/files/v1``: one op ``upload_slice`` for init and data; the completing slice returns URLs."""
+
+    api_version: ApiVersion = "v1"
+    OP = "upload_slice"
+
+    def prepare_slice_init(
+        self,
+        path: str,
+        *,
+        filesize: int,
+        sha: str,
+        slice_size: int,
+        uploadparts: Sequence[UploadPart] | None = None,
+        biz_attr: str | None = None,
+        insert_only: bool = False,
+        session: str | None = None,
+    ) -> CosRequest:
+        path = normalize_file_path(path)
+        fields: list[tuple[str, str]] = [
+            ("op", self.OP),
+            ("filesize", str(filesize)),
+            ("sha", sha),
+            ("slice_size", str(slice_size)),
+        ]
+        if biz_attr:
+            fields.append(("biz_attr", biz_attr))
+        if session:
+            fields.append(("session", session))
+        fields.append(("insertOnly", _flag(insert_only)))
+        return CosRequest(self.OP, "POST", path, fields=tuple(fields), body_format="multipart")
+
+    def process_slice_init(self, status: int, body: bytes, *, path: str | None = None
+                           ) -> InstantUpload | SliceSession:
+        data = parse_envelope(status, body, op=self.OP, path=path)
+        urls = urls_from_data(data, op=self.OP)
+        if urls is not None:
+            return InstantUpload(urls)
+        return SliceSession(
+            session=require_str(data, "session", op=self.OP),
+            slice_size=require_int(data, "slice_size", op=self.OP),
+            offset=_opt_int(data, "offset") or 0,
+            serial_upload=_opt_int(data, "serial_upload") == 1,
+        )
+
+    def prepare_slice_data(self, path: str, *, session: str, offset: int, length: int, sha: str | None = None
+                           ) -> CosRequest:
+        path = normalize_file_path(path)
+        fields = [("op", self.OP), ("session", session), ("offset", str(offset))]
+        if sha:
+            fields.append(("sha", sha))
+        return CosRequest(self.OP, "POST", path, fields=tuple(fields), body_format="multipart",
+                          file_field=FILE_FIELD, data_len=length)
+
+    def process_slice_data(self, status: int, body: bytes, *, path: str | None = None) -> SliceAck:
+        data = parse_envelope(status, body, op=self.OP, path=path)
+        urls = urls_from_data(data, op=self.OP)
+        return SliceAck(
+            session=str(data.get("session", "")),
+            offset=_opt_int(data, "offset") or 0,
+            datalen=_opt_int(data, "datalen"),
+            urls=urls,
+        )
+
+
+class V2Dialect(Dialect):
+    """``/files/v2``: init / data / finish / list."""
+
+    api_version: ApiVersion = "v2"
+
+    def prepare_slice_init(
+        self,
+        path: str,
+        *,
+        filesize: int,
+        sha: str,
+        slice_size: int,
+        uploadparts: Sequence[UploadPart] | None = None,
+        biz_attr: str | None = None,
+        insert_only: bool = False,
+        session: str | None = None,
+    ) -> CosRequest:
+        path = normalize_file_path(path)
+        fields: list[tuple[str, str]] = [
+            ("op", "upload_slice_init"),
+            ("filesize", str(filesize)),
+            ("slice_size", str(slice_size)),
+            ("sha", sha),
+        ]
+        if uploadparts:
+            fields.append(("uploadparts", json.dumps([p.as_dict() for p in uploadparts],
+                                                     separators=(",", ":"))))
+        if biz_attr:
+            fields.append(("biz_attr", biz_attr))
+        fields.append(("insertOnly", _flag(insert_only)))
+        return CosRequest("upload_slice_init", "POST", path, fields=tuple(fields), body_format="multipart")
+
+    def process_slice_init(self, status: int, body: bytes, *, path: str | None = None
+                           ) -> InstantUpload | SliceSession:
+        data = parse_envelope(status, body, op="upload_slice_init", path=path)
+        urls = urls_from_data(data, op="upload_slice_init")
+        if urls is not None:
+            return InstantUpload(urls)
+        return SliceSession(
+            session=require_str(data, "session", op="upload_slice_init"),
+            slice_size=require_int(data, "slice_size", op="upload_slice_init"),
+            offset=_opt_int(data, "offset") or 0,
+            serial_upload=_opt_int(data, "serial_upload") == 1,
+        )
+
+    def prepare_slice_data(self, path: str, *, session: str, offset: int, length: int, sha: str | None = None
+                           ) -> CosRequest:
+        path = normalize_file_path(path)
+        fields = [("op", "upload_slice_data"), ("session", session), ("offset", str(offset))]
+        if sha:
+            fields.append(("sha", sha))
+        return CosRequest("upload_slice_data", "POST", path, fields=tuple(fields), body_format="multipart",
+                          file_field=FILE_FIELD, data_len=length)
+
+    def process_slice_data(self, status: int, body: bytes, *, path: str | None = None) -> SliceAck:
+        data = parse_envelope(status, body, op="upload_slice_data", path=path)
+        return SliceAck(
+            session=str(data.get("session", "")),
+            offset=require_int(data, "offset", op="upload_slice_data"),
+            datalen=_opt_int(data, "datalen"),
+            datamd5=_opt_str(data, "datamd5"),
+        )
+
+    def prepare_slice_finish(self, path: str, *, session: str, filesize: int, sha: str | None = None
+                             ) -> CosRequest:
+        path = normalize_file_path(path)
+        fields = [("op", "upload_slice_finish"), ("session", session), ("filesize", str(filesize))]
+        if sha:
+            fields.append(("sha", sha))
+        return CosRequest("upload_slice_finish", "POST", path, fields=tuple(fields), body_format="multipart")
+
+    def process_slice_finish(self, status: int, body: bytes, *, path: str | None = None) -> ObjectUrls:
+        data = parse_envelope(status, body, op="upload_slice_finish", path=path)
+        urls = urls_from_data(data, op="upload_slice_finish")
+        if urls is None:
+            raise CosProtocolError("finish answer has no object URLs", operation="upload_slice_finish",
+                                   path=path)
+        return urls
+
+    def prepare_slice_list(self, path: str) -> CosRequest:
+        path = normalize_file_path(path)
+        return CosRequest("upload_slice_list", "POST", path, fields=(("op", "upload_slice_list"),),
+                          body_format="multipart")
+
+    def process_slice_list(self, status: int, body: bytes, *, path: str | None = None
+                           ) -> InstantUpload | SliceSession:
+        """The open session with its stored slices, or the URLs if the upload is already complete.
+
+        HTTP 404 (no session, no file) raises :class:`CosNotFoundError`.
+        """
+        op = "upload_slice_list"
+        if status == 404:
+            try:
+                parse_envelope(status, body, op=op, path=path)
+            except CosNotFoundError:
+                raise
+            except Exception:
+                pass
+            raise CosNotFoundError("no unfinished upload at this path", status=404, operation=op, path=path)
+        data = parse_envelope(status, body, op=op, path=path)
+        urls = urls_from_data(data, op=op)
+        if urls is not None:
+            return InstantUpload(urls)
+        raw_parts = data.get("listparts") or []
+        if isinstance(raw_parts, str):
+            try:
+                raw_parts = json.loads(raw_parts) if raw_parts.strip() else []
+            except ValueError:
+                raise CosProtocolError("listparts is not JSON", operation=op, path=path) from None
+        if not isinstance(raw_parts, list):
+            raise CosSessionError("listparts is not an array", operation=op, path=path)
+        parts = []
+        for item in raw_parts:
+            if not isinstance(item, dict):
+                continue
+            off = _opt_int(item, "offset")
+            length = _opt_int(item, "datalen")
+            if off is None:
+                continue
+            parts.append(SlicePart(off, length if length is not None else -1))
+        sha = _opt_str(data, "sha")
+        return SliceSession(
+            session=require_str(data, "session", op=op),
+            slice_size=require_int(data, "slice_size", op=op),
+            filesize=_opt_int(data, "filesize"),
+            sha=sha.split("_")[0] if sha else None,
+            serial_upload=_opt_int(data, "serial_upload") == 1,
+            received=tuple(sorted(parts, key=lambda p: p.offset)),
+        )
+
+
+V1 = V1Dialect()
+V2 = V2Dialect()
+
+
+def dialect_for(api_version: str) -> Dialect:
+    from airflow_provider_cos.protocol.paths import validate_api_version
+
+    return V1 if validate_api_version(api_version) == "v1" else V2
