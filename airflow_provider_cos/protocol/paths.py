@@ -46,7 +46,7 @@ def _check_segments(path: str, *, what: str) -> None:
         raise _path_error(f"{what} contains forbidden character(s) {' '.join(bad)}", path)
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
         raise _path_error(f"{what} contains a control character", path)
-    inner = path.strip("/")
+    inner = path[1:-1] if path.endswith("/") else path[1:]
     if inner:
         for segment in inner.split("/"):
             if not segment.strip():
