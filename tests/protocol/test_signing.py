@@ -12,6 +12,7 @@ from airflow_provider_cos.protocol import signing
 from airflow_provider_cos.protocol.errors import CosAuthError, CosSignatureExpiredError
 from airflow_provider_cos.protocol.paths import fileid
 
+
 def _vectors() -> list[dict]:
     here = Path(__file__).resolve().parent / "vectors.json"
     data = json.loads(here.read_text())
