@@ -1,0 +1,349 @@
+"""The ``cos`` connection type: one field table, the form declarations built from it, and config parsing.
+
+Everything the UI shows and everything the hook reads comes from :data:`EXTRA_FIELDS` and
+:data:`UI_FIELD_BEHAVIOUR`, so the two form declarations Airflow knows about cannot drift:
+
+* Airflow >= 3.2 reads ``conn-fields`` / ``ui-field-behaviour`` from the provider dict
+  (:func:`provider_conn_fields`, :func:`provider_ui_field_behaviour`);
+* Airflow 2.x / 3.0 / 3.1 call the hook's ``get_connection_form_widgets`` / ``get_ui_field_behaviour``
+  (:func:`form_widgets`, :func:`hook_ui_field_behaviour`).
+
+This module imports nothing from Airflow (the provider dict imports it at provider discovery time).
+:class:`CosConnectionConfig` turns the raw connection values into validated settings and raises
+:class:`~airflow_provider_cos.protocol.errors.CosConfigError` naming the offending field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from airflow_provider_cos.protocol.errors import CosConfigError
+from airflow_provider_cos.protocol.paths import (
+    API_VERSIONS,
+    ApiVersion,
+    default_endpoint,
+    normalize_endpoint,
+    normalize_region,
+    validate_api_version,
+    validate_appid,
+    validate_bucket,
+)
+
+CONN_TYPE = "cos"
+HOOK_NAME = "Tencent COS (JSON API)"
+DEFAULT_CONN_ID = "cos_default"
+
+FieldKind = Literal["string", "integer", "number", "enum"]
+
+
+@dataclass(frozen=True)
+class ExtraField:
+    """One field stored in the connection's ``extra`` JSON.
+
+    ``kind`` picks the widget: text, integer, number or dropdown (``enum``). ``minimum``/``maximum``
+    bound numbers. ``required`` fields are checked at first use (the forms cannot enforce it everywhere).
+    """
+
+    name: str
+    label: str
+    kind: FieldKind
+    description: str
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    required: bool = False
+    placeholder: str | None = None
+
+
+MiB = 1024 * 1024
+
+#: The extra fields of a ``cos`` connection, in form order.
+EXTRA_FIELDS: tuple[ExtraField, ...] = (
+    ExtraField("app_id", "APPID", "string", "Numeric APPID of the account (required), e.g. 1250000000.",
+               required=True, placeholder="1250000000"),
+    ExtraField("bucket", "Default bucket", "string",
+               "Bucket used when a task gives none; plain name without the '-<appid>' suffix.",
+               placeholder="examplebucket"),
+    ExtraField("api_version", "API version", "enum",
+               "v1: /files/v1 with single-op upload_slice (default); v2: /files/v2 with "
+               "upload_slice_init/data/finish/list.", default="v1", choices=API_VERSIONS),
+    ExtraField("region", "Region (v2)", "string",
+               "v2 only: region of the bucket (sh, gz, tj, sgp or another region code). Default gz.",
+               placeholder="gz"),
+    ExtraField("slice_size", "Slice size (bytes)", "integer",
+               "Requested slice size; the server's answer wins. 512 KiB to 20 MiB.",
+               default=MiB, minimum=64 * 1024, maximum=20 * MiB),
+    ExtraField("max_workers", "Parallel slices", "integer",
+               "How many slices are sent at once (memory bound: max_workers x slice_size).",
+               default=4, minimum=1, maximum=64),
+    ExtraField("simple_threshold", "Simple upload threshold (bytes)", "integer",
+               "Files smaller than this go in one op=upload request; larger ones are sliced.",
+               default=20 * MiB, minimum=0),
+    ExtraField("connect_timeout", "Connect timeout (s)", "number",
+               "Seconds to wait for a TCP connection.", default=10.0, minimum=0.1, maximum=600),
+    ExtraField("read_timeout", "Read timeout (s)", "number",
+               "Seconds to wait for an answer to one request.", default=120.0, minimum=0.1, maximum=3600),
+    ExtraField("max_retries", "Retries per request", "integer",
+               "Retries of one request on timeouts, connection errors and HTTP 5xx (never on auth or "
+               "path errors).", default=5, minimum=0, maximum=50),
+)
+
+FIELDS_BY_NAME: dict[str, ExtraField] = {f.name: f for f in EXTRA_FIELDS}
+
+#: Standard fields: hidden ones, relabelled ones and placeholders (shared by both declarations).
+HIDDEN_FIELDS: tuple[str, ...] = ("schema", "port")
+RELABELING: dict[str, str] = {
+    "login": "SecretId",
+    "password": "SecretKey",
+    "host": "Endpoint (base URL)",
+}
+STANDARD_PLACEHOLDERS: dict[str, str] = {
+    "login": "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
+    "password": "SecretKey of that SecretId",
+    "host": "empty = Tencent's endpoint; e.g. http://127.0.0.1:8089 (emulator). /files/vN is appended",
+}
+
+
+# ----------------------------------------------------------------------------------- declarations
+
+
+def _json_schema(f: ExtraField) -> dict[str, Any]:
+    json_type = {"string": "string", "integer": "integer", "number": "number", "enum": "string"}[f.kind]
+    schema: dict[str, Any] = {"type": json_type if f.required else [json_type, "null"]}
+    if f.default is not None:
+        schema["default"] = f.default
+    if f.choices:
+        schema["enum"] = list(f.choices)
+    if f.minimum is not None:
+        schema["minimum"] = f.minimum
+    if f.maximum is not None:
+        schema["maximum"] = f.maximum
+    return schema
+
+
+def provider_conn_fields() -> dict[str, dict[str, Any]]:
+    """``connection-types[].conn-fields`` of the provider dict (what Airflow 3.2+ renders)."""
+    return {
+        f.name: {"label": f.label, "description": f.description, "schema": _json_schema(f)} for f in EXTRA_FIELDS
+    }
+
+
+def _placeholders() -> dict[str, str]:
+    placeholders = dict(STANDARD_PLACEHOLDERS)
+    for f in EXTRA_FIELDS:
+        if f.placeholder:
+            placeholders[f.name] = f.placeholder
+    return placeholders
+
+
+def provider_ui_field_behaviour() -> dict[str, Any]:
+    """``connection-types[].ui-field-behaviour`` of the provider dict (kebab-case keys)."""
+    return {
+        "hidden-fields": list(HIDDEN_FIELDS),
+        "relabeling": dict(RELABELING),
+        "placeholders": _placeholders(),
+    }
+
+
+def hook_ui_field_behaviour() -> dict[str, Any]:
+    """What ``CosHook.get_ui_field_behaviour()`` returns (snake_case keys, older UIs)."""
+    return {
+        "hidden_fields": list(HIDDEN_FIELDS),
+        "relabeling": dict(RELABELING),
+        "placeholders": _placeholders(),
+    }
+
+
+def form_widgets() -> dict[str, Any]:
+    """WTForms fields for Airflow 2.x-3.1 (``get_connection_form_widgets``), built from the same table.
+
+    Older UIs accept only String/Integer/Password/Boolean fields, so the dropdown becomes a text field
+    with an ``any_of`` validator and numbers become text fields parsed by :class:`CosConnectionConfig`.
+    Imports WTForms lazily: it is only present where the old Flask UI is.
+    """
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # type: ignore[import-not-found]
+    from flask_babel import lazy_gettext  # type: ignore[import-not-found]
+    from wtforms import IntegerField, StringField  # type: ignore[import-not-found]
+    from wtforms.validators import NumberRange, Optional, any_of  # type: ignore[import-not-found]
+
+    widgets: dict[str, Any] = {}
+    for f in EXTRA_FIELDS:
+        label = lazy_gettext(f.label)
+        if f.kind == "integer":
+            widgets[f.name] = IntegerField(
+                label, validators=[Optional(), NumberRange(min=f.minimum, max=f.maximum)],
+                widget=BS3TextFieldWidget(), default=f.default, description=f.description,
+            )
+        elif f.kind == "enum":
+            widgets[f.name] = StringField(
+                label, validators=[any_of(list(f.choices))], widget=BS3TextFieldWidget(),
+                default=f.default, description=f.description,
+            )
+        else:
+            widgets[f.name] = StringField(
+                label, widget=BS3TextFieldWidget(), default=f.default, description=f.description,
+            )
+    return widgets
+
+
+# ------------------------------------------------------------------------------------ parsing
+
+
+@dataclass(frozen=True)
+class CosConnectionConfig:
+    """Validated settings of one ``cos`` connection. ``repr`` never shows the SecretKey."""
+
+    conn_id: str
+    secret_id: str
+    secret_key: str = field(repr=False)
+    endpoint: str
+    api_version: ApiVersion
+    appid: str
+    bucket: str | None
+    region: str | None
+    slice_size: int
+    max_workers: int
+    simple_threshold: int
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+
+    @classmethod
+    def from_values(
+        cls,
+        *,
+        conn_id: str,
+        login: str | None,
+        password: str | None,
+        host: str | None,
+        port: int | None = None,
+        schema: str | None = None,
+        extra: Mapping[str, Any] | str | None = None,
+    ) -> CosConnectionConfig:
+        """Validate raw connection values. Raises :class:`CosConfigError` naming the field at fault."""
+        where = f"connection {conn_id!r}"
+        extras = _extras(extra, where)
+        if not login:
+            raise CosConfigError(f"{where}: SecretId (login) is empty")
+        if not password:
+            raise CosConfigError(f"{where}: SecretKey (password) is empty")
+
+        raw_appid = extras.get("app_id")
+        if raw_appid in (None, ""):
+            raise CosConfigError(f"{where}: extra field 'app_id' is required (the numeric APPID, e.g. 1250000000)")
+        try:
+            appid = validate_appid(raw_appid)
+        except CosConfigError as exc:
+            raise CosConfigError(f"{where}: extra field 'app_id': {exc.message}") from exc
+
+        try:
+            api_version = validate_api_version(str(extras.get("api_version") or "v1").strip())
+        except CosConfigError as exc:
+            raise CosConfigError(f"{where}: extra field 'api_version': {exc.message}") from exc
+
+        bucket = extras.get("bucket") or None
+        if bucket is not None:
+            try:
+                bucket = validate_bucket(str(bucket).strip())
+            except CosConfigError as exc:
+                raise CosConfigError(f"{where}: extra field 'bucket': {exc.message}") from exc
+
+        region_raw = extras.get("region") or None
+        try:
+            region = normalize_region(str(region_raw)) if region_raw else None
+        except CosConfigError as exc:
+            raise CosConfigError(f"{where}: extra field 'region': {exc.message}") from exc
+
+        endpoint = _endpoint(host, port, schema, api_version, region, where)
+        numbers = {
+            f.name: _number(f, extras.get(f.name), where) for f in EXTRA_FIELDS if f.kind in ("integer", "number")
+        }
+        return cls(
+            conn_id=conn_id,
+            secret_id=login.strip(),
+            secret_key=password,
+            endpoint=endpoint,
+            api_version=api_version,
+            appid=appid,
+            bucket=bucket,
+            region=region,
+            slice_size=int(numbers["slice_size"]),
+            max_workers=int(numbers["max_workers"]),
+            simple_threshold=int(numbers["simple_threshold"]),
+            connect_timeout=float(numbers["connect_timeout"]),
+            read_timeout=float(numbers["read_timeout"]),
+            max_retries=int(numbers["max_retries"]),
+        )
+
+    def resolve_bucket(self, bucket: str | None) -> str:
+        """The bucket a call targets: the argument, else the connection's default."""
+        name = bucket or self.bucket
+        if not name:
+            raise CosConfigError(
+                f"connection {self.conn_id!r}: no bucket given and extra field 'bucket' (default bucket) is empty"
+            )
+        try:
+            return validate_bucket(name)
+        except CosConfigError as exc:
+            raise CosConfigError(f"bucket: {exc.message}") from exc
+
+
+def _extras(extra: Mapping[str, Any] | str | None, where: str) -> dict[str, Any]:
+    if extra is None or extra == "":
+        return {}
+    if isinstance(extra, str):
+        try:
+            loaded = json.loads(extra)
+        except ValueError as exc:
+            raise CosConfigError(f"{where}: extra is not valid JSON: {exc}") from exc
+    else:
+        loaded = extra
+    if not isinstance(loaded, Mapping):
+        raise CosConfigError(f"{where}: extra must be a JSON object")
+    values: dict[str, Any] = {}
+    prefix = f"extra__{CONN_TYPE}__"
+    for key, value in loaded.items():
+        # Airflow 2.x forms stored custom fields as extra__<conn_type>__<name>.
+        name = key[len(prefix):] if key.startswith(prefix) else key
+        if name not in values or value not in (None, ""):
+            values[name] = value
+    return values
+
+
+def _endpoint(
+    host: str | None, port: int | None, schema: str | None, api_version: ApiVersion, region: str | None, where: str
+) -> str:
+    if not host or not host.strip():
+        return default_endpoint(api_version, region)
+    value = host.strip()
+    if "://" not in value:
+        # A URI-style connection splits scheme/host/port; put them back together.
+        scheme = schema if schema in ("http", "https") else "http"
+        value = f"{scheme}://{value}"
+        if port:
+            value += f":{port}"
+    try:
+        return normalize_endpoint(value)
+    except CosConfigError as exc:
+        raise CosConfigError(f"{where}: host (endpoint base URL) {host!r} is malformed: {exc.message}") from exc
+
+
+def _number(f: ExtraField, raw: Any, where: str) -> float:
+    if raw is None or raw == "":
+        return float(f.default)
+    if isinstance(raw, bool):
+        raise CosConfigError(f"{where}: extra field {f.name!r} must be a number, got {raw!r}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise CosConfigError(f"{where}: extra field {f.name!r} must be a number, got {raw!r}") from None
+    if f.kind == "integer" and value != int(value):
+        raise CosConfigError(f"{where}: extra field {f.name!r} must be an integer, got {raw!r}")
+    if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
+        upper = "inf" if f.maximum is None else f"{f.maximum:g}"
+        raise CosConfigError(f"{where}: extra field {f.name!r} = {raw!r} is outside {f.minimum:g}..{upper}")
+    return value

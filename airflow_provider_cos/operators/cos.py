@@ -1,0 +1,263 @@
+"""CosSliceUploadOperator: upload one local file to COS, resumable across Airflow retries."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_cos.hooks.connection import DEFAULT_CONN_ID
+from airflow_provider_cos.hooks.cos import CosHook, cos_asset_uri
+from airflow_provider_cos.links import CosObjectLink
+from airflow_provider_cos.operators.checkpoint import TaskStateCheckpointStore
+from airflow_provider_cos.protocol.errors import (
+    CosAlreadyExistsError,
+    CosAuthError,
+    CosCancelledError,
+    CosConfigError,
+    CosError,
+    CosInvalidRequestError,
+    CosNotFoundError,
+)
+from airflow_provider_cos.protocol.paths import normalize_file_path, validate_appid, validate_bucket
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_cos.transfer import CheckpointStore, UploadResult
+
+#: Keys pushed to XCom besides ``return_value`` (= ``resource_path``).
+XCOM_KEYS = ("access_url", "source_url", "url", "sha1", "size", "instant")
+#: Used when the task state store is absent (Airflow < 3.3): resume works on the same machine only.
+LOCAL_CHECKPOINT_DIR = os.path.join(tempfile.gettempdir(), "airflow-provider-cos-checkpoints")
+
+
+def _templated(value: object) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+class CosSliceUploadOperator(BaseOperator):
+    """Upload ``local_path`` to ``cos_path`` (simple upload below the connection's ``simple_threshold``,
+    resumable slice upload above it).
+
+    :param local_path: local file to upload (templated).
+    :param cos_path: object path in the bucket, e.g. ``/exports/2024/data.bin`` (templated); must not end
+        with ``/`` nor contain ``? * : | \\ < > "``.
+    :param bucket: bucket name without ``-<appid>`` (templated); default: the connection's ``bucket``.
+    :param cos_conn_id: the ``cos`` connection.
+    :param create_parents: create the missing folders above ``cos_path`` first (the API requires them).
+    :param overwrite: replace an existing object (True, the default) or fail if one exists (False maps to
+        ``insertOnly=1``).
+    :param slice_size: requested slice size in bytes (default: connection's ``slice_size``).
+    :param max_workers: slices in flight (default: connection's ``max_workers``).
+    :param biz_attr: free-form attribute stored with the object (templated).
+    :param verify: check the stored object's size and SHA-1 after the upload.
+    :param app_id: the account's APPID, only needed to declare the outlet Asset at parse time
+        (``cos://<bucket>-<appid>/<path>``); it is checked against the connection at run time.
+    :param emit_asset: declare that outlet automatically when ``app_id``, ``bucket`` and ``cos_path``
+        are given and not templated, and no ``outlets`` were passed.
+
+    XCom: ``return_value`` = ``resource_path``; keys ``access_url``, ``source_url``, ``url``, ``sha1``,
+    ``size``, ``instant``.
+    """
+
+    template_fields: Sequence[str] = ("local_path", "cos_path", "bucket", "biz_attr")
+    operator_extra_links = (CosObjectLink(),)
+    ui_color = "#c6e2ff"
+
+    def __init__(
+        self,
+        *,
+        local_path: str,
+        cos_path: str,
+        bucket: str | None = None,
+        cos_conn_id: str = DEFAULT_CONN_ID,
+        create_parents: bool = True,
+        overwrite: bool = True,
+        slice_size: int | None = None,
+        max_workers: int | None = None,
+        biz_attr: str | None = None,
+        verify: bool = True,
+        app_id: str | int | None = None,
+        emit_asset: bool = True,
+        progress_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        if emit_asset and not kwargs.get("outlets") and app_id is not None and bucket:
+            uri = self.static_asset_uri(app_id, bucket, cos_path)
+            if uri is not None:
+                kwargs["outlets"] = [Asset(uri=uri, name=uri)]
+        super().__init__(**kwargs)
+        self.local_path = local_path
+        self.cos_path = cos_path
+        self.bucket = bucket
+        self.cos_conn_id = cos_conn_id
+        self.create_parents = create_parents
+        self.overwrite = overwrite
+        self.slice_size = slice_size
+        self.max_workers = max_workers
+        self.biz_attr = biz_attr
+        self.verify = verify
+        self.app_id = None if app_id is None else str(app_id)
+        self.progress_interval = progress_interval
+
+    @staticmethod
+    def static_asset_uri(app_id: str | int, bucket: str, cos_path: str) -> str | None:
+        """The outlet URI when every part is known at parse time, else None."""
+        if any(_templated(v) for v in (str(app_id), bucket, cos_path)):
+            return None
+        try:
+            return cos_asset_uri(validate_appid(app_id), validate_bucket(bucket), cos_path)
+        except CosError:
+            return None  # reported with a clear message when the task runs
+
+    @cached_property
+    def hook(self) -> CosHook:
+        return CosHook(self.cos_conn_id, slice_size=self.slice_size, max_workers=self.max_workers,
+                       verify=self.verify)
+
+    # ------------------------------------------------------------------------------ execution
+    def validate_local_inputs(self) -> str:
+        """Everything checkable without the network; returns the normalized cos_path."""
+        path = self.local_path
+        if not path:
+            raise AirflowFailException("local_path is empty")
+        if not os.path.exists(path):
+            raise AirflowFailException(f"local_path {path!r} does not exist")
+        if os.path.isdir(path):
+            raise AirflowFailException(f"local_path {path!r} is a directory; give a file")
+        if not os.path.isfile(path):
+            raise AirflowFailException(f"local_path {path!r} is not a regular file")
+        try:
+            with open(path, "rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            raise AirflowFailException(f"local_path {path!r} is not readable: {exc.strerror or exc}") from exc
+        if self.cos_path and self.cos_path.endswith("/"):
+            raise AirflowFailException(f"cos_path {self.cos_path!r} ends with '/': give the object's file path")
+        try:
+            cos_path = normalize_file_path(self.cos_path)
+        except CosError as exc:
+            raise AirflowFailException(f"cos_path is invalid: {exc.message} ({self.cos_path!r})") from exc
+        if self.bucket:
+            try:
+                validate_bucket(self.bucket)
+            except CosConfigError as exc:
+                raise AirflowFailException(exc.message) from exc
+        return cos_path
+
+    def checkpoint_store(self, context: Context) -> CheckpointStore:
+        store = context.get("task_state_store")  # type: ignore[misc]
+        if store is not None:
+            return TaskStateCheckpointStore(store)
+        from airflow_provider_cos.transfer import LocalCheckpointStore
+
+        self.log.info("task_state_store unavailable: resume state kept in %s (this machine only)",
+                      LOCAL_CHECKPOINT_DIR)
+        return LocalCheckpointStore(LOCAL_CHECKPOINT_DIR)
+
+    def execute(self, context: Context) -> str:
+        cos_path = self.validate_local_inputs()
+        hook = self.hook
+        try:
+            bucket = hook.resolve_bucket(self.bucket)
+            if self.app_id is not None and self.app_id != hook.app_id:
+                self.log.warning("app_id %s given to the task differs from the connection's %s; the outlet "
+                                 "Asset URI will not match the uploaded object", self.app_id, hook.app_id)
+        except CosConfigError as exc:
+            raise AirflowFailException(f"COS connection {self.cos_conn_id!r} is invalid: {exc.message}") from exc
+
+        from airflow_provider_cos.transfer import LoggingProgress
+
+        size = os.path.getsize(self.local_path)
+        self.log.info("Uploading %s (%d bytes) to cos://%s-%s%s", self.local_path, size, bucket, hook.app_id,
+                      cos_path)
+        result = self._upload(hook, cos_path, bucket, LoggingProgress(self.log, min_interval=self.progress_interval),
+                              self.checkpoint_store(context))
+        self.log.info(
+            "Uploaded %s: %d bytes in %.1f s (%s); resource_path %s",
+            cos_path, result.size, result.elapsed,
+            "instant upload" if result.instant else f"{result.bytes_sent} bytes sent in {result.slices_sent} slice(s)",
+            result.resource_path,
+        )
+        self._publish(context, result, hook.asset_uri(cos_path, bucket))
+        return result.resource_path
+
+    def _upload(self, hook: CosHook, cos_path: str, bucket: str, progress: Any,
+                checkpoint_store: CheckpointStore) -> UploadResult:
+        where = f"cos://{bucket}{cos_path} (connection {self.cos_conn_id!r})"
+        try:
+            return hook.upload_file(
+                self.local_path, cos_path, bucket, overwrite=self.overwrite, biz_attr=self.biz_attr,
+                create_parents=self.create_parents, progress=progress, checkpoint_store=checkpoint_store,
+            )
+        except CosConfigError as exc:
+            raise AirflowFailException(f"Invalid configuration for {where}: {exc.message}") from exc
+        except CosAuthError as exc:
+            raise AirflowFailException(f"COS rejected the credentials for {where} (check SecretId, SecretKey "
+                                       f"and app_id): {exc}") from exc
+        except CosAlreadyExistsError as exc:
+            if not self.overwrite:
+                raise AirflowFailException(f"{where} already exists and overwrite=False: {exc}") from exc
+            raise AirflowFailException(f"Upload to {where} conflicts with an existing path: {exc}") from exc
+        except CosNotFoundError as exc:
+            raise AirflowFailException(f"Bucket {bucket!r} or a folder of {cos_path!r} does not exist "
+                                       f"(app_id {hook.app_id}): {exc}") from exc
+        except CosInvalidRequestError as exc:
+            raise AirflowFailException(f"COS refused the upload to {where}: {exc}") from exc
+        except CosCancelledError as exc:
+            raise AirflowException(f"Upload to {where} was cancelled; a retry resumes it") from exc
+        except CosError as exc:
+            raise AirflowException(f"Upload to {where} failed: {exc}; a retry resumes it") from exc
+        except OSError as exc:
+            raise AirflowFailException(f"Cannot read {self.local_path!r}: {exc}") from exc
+
+    def _publish(self, context: Context, result: UploadResult, asset_uri: str) -> None:
+        ti = context["ti"]
+        for key in XCOM_KEYS:
+            ti.xcom_push(key=key, value=getattr(result, key))
+        CosObjectLink.persist(context, result.access_url or result.url)
+        extra = {"resource_path": result.resource_path, "sha1": result.sha1, "size": result.size}
+        for outlet in self.outlets or ():
+            if isinstance(outlet, Asset) and outlet.uri == asset_uri:
+                context["outlet_events"][outlet].extra.update(extra)
+
+    def on_kill(self) -> None:
+        """Cancel the transfer: no new slices are sent; the resume state stays for the next try."""
+        if "hook" in self.__dict__:
+            self.log.info("Cancelling the COS upload")
+            self.hook.cancel()
+
+    # ------------------------------------------------------------------------------ lineage
+    def get_openlineage_facets_on_start(self) -> Any:
+        return self._lineage()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        return self._lineage()
+
+    def _lineage(self) -> Any:
+        """Input: the local file; output: the object. None when the OpenLineage provider is absent."""
+        try:
+            from airflow.providers.common.compat.openlineage.facet import Dataset
+            from airflow.providers.openlineage.extractors import OperatorLineage
+        except ImportError:
+            return None
+        bucket = self.bucket or ""
+        app_id = self.app_id or ""
+        try:
+            hook = self.hook
+            bucket = hook.resolve_bucket(self.bucket)
+            app_id = hook.app_id
+        except Exception:  # lineage must never fail the task
+            self.log.debug("COS connection unavailable for lineage; using task arguments")
+        namespace = f"cos://{bucket}-{app_id}" if app_id else f"cos://{bucket}"
+        return OperatorLineage(
+            inputs=[Dataset(namespace=f"file://{socket.getfqdn()}", name=os.path.abspath(self.local_path))],
+            outputs=[Dataset(namespace=namespace, name=self.cos_path.lstrip("/"))],
+        )

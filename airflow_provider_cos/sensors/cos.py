@@ -1,0 +1,118 @@
+"""CosUploadCompleteSensor: wait until an object is fully uploaded (``filelen == filesize``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.configuration import conf
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_cos.hooks.connection import DEFAULT_CONN_ID
+from airflow_provider_cos.hooks.cos import CosHook
+from airflow_provider_cos.protocol.errors import CosAuthError, CosConfigError, CosError
+from airflow_provider_cos.triggers.cos import CosUploadCompleteTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class CosUploadCompleteSensor(BaseSensorOperator):
+    """Succeed when ``cos_path`` exists and its stored length equals its declared size.
+
+    With ``expected_size`` / ``expected_sha1`` a complete object that does not match fails the task
+    (no more waiting). The stat result (a dict of the server's fields) is the XCom ``return_value``.
+
+    ``deferrable=True`` pokes once, then hands the waiting to :class:`CosUploadCompleteTrigger` in the
+    triggerer (polling every ``poke_interval`` seconds until ``timeout``).
+    """
+
+    template_fields: Sequence[str] = ("cos_path", "bucket", "expected_sha1")
+    ui_color = "#e0eeff"
+
+    def __init__(
+        self,
+        *,
+        cos_path: str,
+        bucket: str | None = None,
+        cos_conn_id: str = DEFAULT_CONN_ID,
+        expected_size: int | None = None,
+        expected_sha1: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cos_path = cos_path
+        self.bucket = bucket
+        self.cos_conn_id = cos_conn_id
+        self.expected_size = expected_size
+        self.expected_sha1 = expected_sha1
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> CosHook:
+        return CosHook(self.cos_conn_id)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        try:
+            stat = self.hook.stat(self.cos_path, self.bucket)
+        except (CosConfigError, CosAuthError) as exc:
+            raise AirflowFailException(f"Cannot check {self.cos_path}: {exc}") from exc
+        except CosError as exc:
+            if exc.retryable:
+                self.log.warning("stat of %s failed, trying again next poke: %s", self.cos_path, exc)
+                return PokeReturnValue(is_done=False)
+            raise AirflowFailException(f"Cannot check {self.cos_path}: {exc}") from exc
+        return self.evaluate(stat)
+
+    def evaluate(self, stat: dict[str, Any] | None) -> PokeReturnValue:
+        """Done when complete; fail on a complete object that does not match the expectations."""
+        if stat is None:
+            self.log.info("%s does not exist yet", self.cos_path)
+            return PokeReturnValue(is_done=False)
+        if stat.get("is_folder"):
+            raise AirflowFailException(f"{self.cos_path} is a folder, not a file")
+        if not stat.get("complete"):
+            self.log.info("%s incomplete: %s of %s bytes", self.cos_path, stat.get("filelen"), stat.get("filesize"))
+            return PokeReturnValue(is_done=False)
+        problems = []
+        if self.expected_size is not None and int(stat.get("filesize") or -1) != int(self.expected_size):
+            problems.append(f"size {stat.get('filesize')} != expected {self.expected_size}")
+        if self.expected_sha1 and str(stat.get("sha") or "").lower() != self.expected_sha1.lower():
+            problems.append(f"sha1 {stat.get('sha')} != expected {self.expected_sha1}")
+        if problems:
+            raise AirflowFailException(f"{self.cos_path} is complete but does not match: " + "; ".join(problems))
+        return PokeReturnValue(is_done=True, xcom_value=stat)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        result = self.poke(context)
+        if result.is_done:
+            return result.xcom_value
+        timeout = float(self.timeout) if self.timeout else None
+        self.defer(
+            trigger=CosUploadCompleteTrigger(
+                cos_path=self.cos_path,
+                bucket=self.bucket,
+                cos_conn_id=self.cos_conn_id,
+                poll_interval=float(self.poke_interval),
+                deadline=time.time() + timeout if timeout else None,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=timeout) if timeout else None,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        if not event:
+            raise AirflowException(f"Trigger for {self.cos_path} ended without an event")
+        if event.get("status") != "success":
+            raise AirflowException(f"Waiting for {self.cos_path} failed: {event.get('message')}")
+        result = self.evaluate(event.get("stat"))
+        if not result.is_done:
+            raise AirflowException(f"Trigger reported {self.cos_path} complete but it is not: {event.get('stat')}")
+        return result.xcom_value
