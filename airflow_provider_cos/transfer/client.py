@@ -1,0 +1,227 @@
+"""``CosClient``: the engine's public face. One ``requests.Session`` (pool sized to the workers, keep-alive)
+per client, thread-safe, usable from several threads (each ``upload_file`` has its own coordinator).
+
+Nothing here imports Airflow; the hook builds a client from a connection and delegates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+
+from airflow_provider_cos.protocol.errors import (
+    CosAlreadyExistsError,
+    CosCancelledError,
+    CosNotFoundError,
+)
+from airflow_provider_cos.protocol.messages import CosTarget, ListPage, StatInfo
+from airflow_provider_cos.protocol.operations import Dialect, dialect_for
+from airflow_provider_cos.protocol.paths import normalize_file_path, normalize_folder_path, parent_folders
+from airflow_provider_cos.protocol.signing import Credentials, Signer
+from airflow_provider_cos.transfer.checkpoint import CheckpointStore
+from airflow_provider_cos.transfer.config import TransferConfig
+from airflow_provider_cos.transfer.coordinator import ExecutorFactory, TransferCoordinator, thread_executor
+from airflow_provider_cos.transfer.progress import ProgressAggregator, ProgressCallback
+from airflow_provider_cos.transfer.requester import Requester
+from airflow_provider_cos.transfer.results import UploadResult
+from airflow_provider_cos.transfer.transport import Transport
+from airflow_provider_cos.transfer.upload import FileUpload, with_bucket
+
+_log = logging.getLogger(__name__)
+
+#: Codes meaning "no such file or folder" for ``stat`` (-197 is seen for folders in the wild).
+NOT_FOUND_CODES = frozenset({-166, -197})
+
+
+class CosClient:
+    """A client of one COS target (endpoint, generation, appid, default bucket).
+
+    ``bucket=`` on every method overrides the target's bucket for that call. ``cancel()`` is sticky:
+    running uploads raise :class:`CosCancelledError` promptly and later ones refuse to start.
+    ``signer``/``executor_factory`` are seams for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        target: CosTarget,
+        credentials: Credentials,
+        config: TransferConfig | None = None,
+        signer: Signer | None = None,
+        executor_factory: ExecutorFactory = thread_executor,
+    ) -> None:
+        self.target = target
+        self.config = config or TransferConfig()
+        self.dialect: Dialect = dialect_for(target.api_version)
+        self._signer = signer or Signer(credentials, validity=self.config.signature_validity)
+        self._transport = Transport(pool_size=self.config.max_workers + 2, timeout=self.config.timeout,
+                                    send_block_size=self.config.send_block_size)
+        self._requester = Requester(self._signer, self._transport, self.config.retry)
+        self._executor_factory = executor_factory
+        self._lock = threading.Lock()
+        self._active: set[TransferCoordinator] = set()
+        self._cancelled = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"CosClient(target={self.target!r})"
+
+    def __enter__(self) -> CosClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plain operations
+    def _target(self, bucket: str | None) -> CosTarget:
+        return with_bucket(self.target, bucket)
+
+    def stat(self, path: str, bucket: str | None = None) -> StatInfo | None:
+        """The file's or folder's attributes (folder paths end with ``/``), or ``None`` if absent."""
+        target = self._target(bucket)
+        request = self.dialect.prepare_stat(path)
+        try:
+            info = self._requester.call(target, request,
+                                        lambda s, b: self.dialect.process_stat(s, b, path=request.path))
+        except CosNotFoundError as e:
+            if e.code in NOT_FOUND_CODES or (e.code is None and e.status == 404):
+                return None
+            raise
+        return info
+
+    def exists(self, path: str, bucket: str | None = None) -> bool:
+        return self.stat(path, bucket) is not None
+
+    def delete(self, path: str, bucket: str | None = None) -> None:
+        """Delete a file (or an empty folder: path ending with ``/``) with a one-time signature.
+
+        Also discards an unfinished slice upload at that path. A retried delete whose earlier attempt
+        already succeeded (the answer was lost) counts as success.
+        """
+        target = self._target(bucket)
+        request = self.dialect.prepare_delete(path)
+        retried = False
+
+        def note(_e: Exception) -> None:
+            nonlocal retried
+            retried = True
+
+        try:
+            self._requester.call(target, request, lambda s, b: self.dialect.process_delete(s, b, path=request.path),
+                                 on_retry=note)
+        except CosNotFoundError as e:
+            if not (retried and e.code in NOT_FOUND_CODES):
+                raise
+
+    def create_folder(self, path: str, bucket: str | None = None, *, biz_attr: str = "") -> None:
+        """Create one folder; its parent must exist. Raises :class:`CosAlreadyExistsError` (-178) if present."""
+        target = self._target(bucket)
+        request = self.dialect.prepare_create_folder(path, biz_attr=biz_attr)
+        self._requester.call(target, request,
+                             lambda s, b: self.dialect.process_create_folder(s, b, path=request.path))
+
+    def ensure_folders(self, path: str, bucket: str | None = None) -> list[str]:
+        """Create the missing parent folders of file ``path`` (outermost first), tolerating -178.
+
+        Returns the folders this call created. One ``stat`` when the direct parent already exists.
+        """
+        folders = parent_folders(normalize_file_path(path))
+        if not folders or self.stat(folders[-1], bucket) is not None:
+            return []
+        created = []
+        for folder in folders:
+            try:
+                self.create_folder(folder, bucket)
+                created.append(folder)
+            except CosAlreadyExistsError:
+                continue
+        return created
+
+    def list(self, folder: str, prefix: str = "", bucket: str | None = None, *, page_size: int = 199
+             ) -> Iterator[StatInfo]:
+        """Every entry of ``folder`` whose name starts with ``prefix``; paging is hidden."""
+        target = self._target(bucket)
+        folder = normalize_folder_path(folder)
+        context = ""
+        seen_contexts: set[str] = set()
+        while True:
+            request = self.dialect.prepare_list(folder, num=page_size, context=context, prefix=prefix)
+            page = self._requester.call(target, request, self._list_processor(request.path))
+            yield from page.infos
+            if page.listover or not page.context or page.context in seen_contexts:
+                return
+            seen_contexts.add(page.context)
+            context = page.context
+
+    def _list_processor(self, path: str) -> Callable[[int, bytes], ListPage]:
+        def process(status: int, body: bytes) -> ListPage:
+            return self.dialect.process_list(status, body, path=path)
+
+        return process
+
+    # ------------------------------------------------------------------ upload
+    def upload_file(
+        self,
+        local_path: str,
+        cos_path: str,
+        bucket: str | None = None,
+        insert_only: bool = False,
+        biz_attr: str | None = None,
+        progress: ProgressCallback | None = None,
+        checkpoint_store: CheckpointStore | None = None,
+        *,
+        create_parents: bool = True,
+    ) -> UploadResult:
+        """Upload one local file to ``cos_path``; see :mod:`airflow_provider_cos.transfer.upload`.
+
+        Raises a typed :class:`CosError`: :class:`CosFileChangedError` if the file changed meanwhile,
+        :class:`CosIntegrityError` if the stored object does not match, :class:`CosCancelledError` after
+        :meth:`cancel`, :class:`CosAlreadyExistsError` with ``insert_only`` on an existing path, ...
+        """
+        if self._cancelled.is_set():
+            raise CosCancelledError("client was cancelled", path=cos_path)
+        target = self._target(bucket)
+        coordinator = TransferCoordinator(ProgressAggregator(0, progress), executor_factory=self._executor_factory)
+        with self._lock:
+            self._active.add(coordinator)
+        try:
+            if create_parents:
+                self.ensure_folders(cos_path, target.bucket)
+            upload = FileUpload(
+                requester=self._requester, dialect=self.dialect, target=target, config=self.config,
+                coordinator=coordinator, local_path=local_path, cos_path=cos_path, insert_only=insert_only,
+                biz_attr=biz_attr, checkpoint_store=checkpoint_store,
+                stat=lambda p, t: self.stat(p, t.bucket),
+                delete=lambda p, t: self.delete(p, t.bucket),
+            )
+            result = upload.run()
+            if coordinator.cancelled:
+                raise CosCancelledError("upload cancelled", path=cos_path)
+            return result
+        except CosCancelledError:
+            raise
+        except Exception as e:
+            if coordinator.cancelled:
+                raise CosCancelledError("upload cancelled", path=cos_path) from e
+            raise
+        finally:
+            with self._lock:
+                self._active.discard(coordinator)
+
+    # ------------------------------------------------------------------ lifecycle
+    def cancel(self) -> None:
+        """Stop every running upload of this client (thread-safe): no new slices start, ``upload_file``
+        raises :class:`CosCancelledError` promptly. In-flight requests finish or time out in background."""
+        self._cancelled.set()
+        with self._lock:
+            active = list(self._active)
+        for coordinator in active:
+            coordinator.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def close(self) -> None:
+        """Release the connection pool. The client is unusable afterwards."""
+        self._transport.close()

@@ -1,0 +1,76 @@
+"""Transfer configuration (immutable) and its documented memory bound."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from airflow_provider_cos.protocol.errors import CosConfigError
+from airflow_provider_cos.transfer.retry import RetryPolicy
+
+KiB = 1024
+MiB = 1024 * KiB
+
+#: Measured on the reference machine (2 cores, see BENCHMARKS.md): 4 in-flight slices saturate the
+#: emulator on loopback; 8 gains nothing and costs memory. Against a remote server a higher value
+#: may help to hide latency.
+DEFAULT_MAX_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Knobs of the transfer engine.
+
+    Memory bound of one ``upload_file``, whatever the file size::
+
+        peak ≈ max_workers × slice_size × 2  +  hash_chunk_size  +  ~1 MiB (JSON, headers, bookkeeping)
+
+    Each in-flight slice holds its bytes (read with ``os.pread`` just before sending) plus the encoded
+    multipart body built from them (the first copy is dropped as soon as the body exists). The hash
+    pass reuses one buffer of ``hash_chunk_size``. Queued slices are ``(offset, length)`` descriptors and
+    cost nothing. The server decides the real slice size (``slice_size`` is only a request), so the
+    bound uses the server's value when it differs. Files below ``simple_threshold`` are sent with one
+    ``op=upload`` and are held in memory once (plus the encoded body): ``2 × simple_threshold``.
+
+    ``connect_timeout``/``read_timeout`` are seconds (requests' ``(connect, read)`` tuple).
+    ``verify``: after completion, ``stat`` the object and compare its size and SHA-1 with the file.
+    ``signature_validity``: lifetime of each multi-effect signature; every request is signed afresh.
+    """
+
+    simple_threshold: int = 20 * MiB
+    slice_size: int = 1 * MiB
+    max_workers: int = DEFAULT_MAX_WORKERS
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    verify: bool = True
+    signature_validity: int = 600
+    hash_chunk_size: int = 4 * MiB
+    send_block_size: int = 256 * KiB
+    max_resume_rounds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.simple_threshold < 0:
+            raise CosConfigError("simple_threshold must be >= 0")
+        if self.slice_size <= 0 or self.slice_size % (64 * KiB):
+            raise CosConfigError("slice_size must be a positive multiple of 64 KiB")
+        if not 1 <= self.max_workers <= 64:
+            raise CosConfigError("max_workers must be within 1..64")
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise CosConfigError("timeouts must be positive")
+        if not 0 < self.signature_validity <= 90 * 24 * 3600:
+            raise CosConfigError("signature_validity must be within 1 s..90 days")
+        if not 64 * KiB <= self.hash_chunk_size <= 64 * MiB or self.hash_chunk_size % 64:
+            raise CosConfigError("hash_chunk_size must be a multiple of 64 within 64 KiB..64 MiB")
+        if self.send_block_size < 16 * KiB:
+            raise CosConfigError("send_block_size must be >= 16 KiB")
+        if self.max_resume_rounds < 1:
+            raise CosConfigError("max_resume_rounds must be >= 1")
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+    def memory_bound(self, slice_size: int | None = None) -> int:
+        """The documented peak (bytes) for slices of ``slice_size`` (default: the configured one)."""
+        size = slice_size or self.slice_size
+        return self.max_workers * size * 2 + self.hash_chunk_size + MiB

@@ -1,0 +1,89 @@
+"""Signed, retried execution of one protocol step: sign → encode → send → process, again if allowed.
+
+Every attempt is signed afresh (multi-effect, or one-time bound to the path for ``delete``), so a long
+transfer never outlives a signature and a retried one-time request never reuses its signature. The
+retry decision is the :class:`RetryPolicy`'s; backoff waits on the transfer's stop event, so a cancel
+interrupts it at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from airflow_provider_cos.protocol.errors import CosCancelledError, CosError
+from airflow_provider_cos.protocol.messages import CosRequest, CosTarget, encode_request
+from airflow_provider_cos.protocol.signing import Signer
+from airflow_provider_cos.transfer.retry import RetryPolicy
+from airflow_provider_cos.transfer.transport import Transport
+
+T = TypeVar("T")
+Processor = Callable[[int, bytes], T]
+
+
+class Requester:
+    """Glue between the pure protocol steps and the transport. Thread-safe (no mutable state)."""
+
+    def __init__(self, signer: Signer, transport: Transport, retry: RetryPolicy) -> None:
+        self._signer = signer
+        self._transport = transport
+        self._retry = retry
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._retry
+
+    def _sign(self, target: CosTarget, request: CosRequest) -> str:
+        if request.signature == "once":
+            return self._signer.once(target.appid, target.bucket, target.fileid(request.path))
+        return self._signer.multi(target.appid, target.bucket)
+
+    def call(
+        self,
+        target: CosTarget,
+        request: CosRequest,
+        process: Processor[T],
+        *,
+        data: bytes | None = None,
+        progress: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
+        on_retry: Callable[[CosError], None] | None = None,
+    ) -> T:
+        """Run ``request`` until ``process`` returns, the policy gives up (the typed error is raised),
+        or ``stop`` is set (:class:`CosCancelledError`)."""
+        policy = self._retry.begin()
+        while True:
+            if stop is not None and stop.is_set():
+                raise CosCancelledError("transfer stopped", operation=request.op, path=request.path)
+            sent = 0
+
+            def on_bytes(n: int) -> None:
+                nonlocal sent
+                sent += n
+                if progress is not None:
+                    progress(n)
+
+            try:
+                http = encode_request(target, request, self._sign(target, request), data)
+                response = self._transport.send(http, payload_len=request.data_len if data is not None else 0,
+                                                on_progress=on_bytes if progress is not None else None)
+                return process(response.status, response.body)
+            except CosError as error:
+                if sent and progress is not None:
+                    progress(-sent)  # these bytes must go again
+                if error.operation is None:
+                    error.operation = request.op
+                if error.path is None:
+                    error.path = request.path
+                policy = policy.increment(error)  # raises when we must give up
+                if on_retry is not None:
+                    on_retry(error)
+                delay = policy.last_backoff
+                if delay > 0:
+                    if policy.sleep is not None:
+                        policy.sleep(delay)
+                    elif stop is not None:
+                        stop.wait(delay)
+                    else:
+                        threading.Event().wait(delay)

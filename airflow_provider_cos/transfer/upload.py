@@ -1,0 +1,425 @@
+"""One file upload: simple ``op=upload`` below the threshold, otherwise hash → init → slices → complete.
+
+The server's word wins: its ``slice_size``, its ``offset`` (v1), its list of stored slices (v2) and its
+``serial_upload``. Local state (a checkpoint) only saves the hash pass and names the session to ask
+about. Completion is never requested for a file that changed: its size and mtime are checked before
+the final v1 slice and before the v2 finish; after completion ``stat`` confirms size and SHA-1.
+
+v1 (``upload_slice``): non-final slices may go in parallel; the final slice (the one that ends the
+file) is sent only after every other slice is acknowledged, because the server completes the object
+on it. Completion = a data answer carrying the URLs; if the final answer lacks them, re-init with the
+``session`` to learn the missing offset and continue from there.
+
+v2: init (with ``sha`` + ``uploadparts``) → data slices in parallel → ``upload_slice_finish``; -4019 →
+``upload_slice_list`` → send only the missing slices → finish. A listed session for another file
+(size or SHA-1 differ) is deleted and the upload starts over: never a wrong object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat as stat_mod
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from airflow_provider_cos.protocol.errors import (
+    CosAlreadyExistsError,
+    CosConfigError,
+    CosError,
+    CosFileChangedError,
+    CosIntegrityError,
+    CosNotFoundError,
+    CosProtocolError,
+    CosSessionError,
+    CosUnfinishedUploadError,
+)
+from airflow_provider_cos.protocol.messages import CosTarget, InstantUpload, SliceAck, SliceSession, StatInfo
+from airflow_provider_cos.protocol.operations import Dialect, V2Dialect
+from airflow_provider_cos.protocol.paths import ObjectUrls, normalize_file_path
+from airflow_provider_cos.transfer.checkpoint import CheckpointStore, UploadCheckpoint, checkpoint_key
+from airflow_provider_cos.transfer.config import TransferConfig
+from airflow_provider_cos.transfer.coordinator import TransferCoordinator
+from airflow_provider_cos.transfer.hashing import FileDigest, FileIdentity, check_unchanged, hash_file
+from airflow_provider_cos.transfer.plan import Slice, SlicePlan, choose_simple
+from airflow_provider_cos.transfer.requester import Requester
+from airflow_provider_cos.transfer.results import UploadResult
+
+_log = logging.getLogger(__name__)
+
+StatFn = Callable[[str, CosTarget], "StatInfo | None"]
+DeleteFn = Callable[[str, CosTarget], None]
+
+
+def pread_exact(fd: int, length: int, offset: int, *, path: str) -> bytes:
+    """Read exactly ``length`` bytes at ``offset``; a short read means the file shrank."""
+    data = os.pread(fd, length, offset)
+    if len(data) == length:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < length:
+        more = os.pread(fd, length - got, offset + got)
+        if not more:
+            raise CosFileChangedError(f"local file shrank: short read at offset {offset + got}", path=path)
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+@dataclass
+class _Outcome:
+    urls: ObjectUrls
+    instant: bool
+
+
+class FileUpload:
+    """The state machine of one ``upload_file`` call. Not reusable; one per call."""
+
+    def __init__(
+        self,
+        *,
+        requester: Requester,
+        dialect: Dialect,
+        target: CosTarget,
+        config: TransferConfig,
+        coordinator: TransferCoordinator,
+        local_path: str,
+        cos_path: str,
+        insert_only: bool,
+        biz_attr: str | None,
+        checkpoint_store: CheckpointStore | None,
+        stat: StatFn,
+        delete: DeleteFn,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.requester = requester
+        self.dialect = dialect
+        self.target = target
+        self.config = config
+        self.coord = coordinator
+        self.local_path = os.path.abspath(os.fspath(local_path))
+        self.cos_path = normalize_file_path(cos_path)
+        self.insert_only = insert_only
+        self.biz_attr = biz_attr
+        self.store = checkpoint_store
+        self._stat = stat
+        self._delete = delete
+        self._clock = clock
+        self._key = checkpoint_key(target.endpoint, target.appid, target.bucket, self.cos_path, self.local_path)
+        self._fd = -1
+        self._identity = FileIdentity(0, 0)
+        self._resumed = False
+        self._hash_seconds = 0.0
+
+    # ------------------------------------------------------------------ entry point
+    def run(self) -> UploadResult:
+        started = self._clock()
+        try:
+            self._fd = os.open(self.local_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise CosConfigError(f"cannot open local file: {e.strerror}", path=self.local_path) from e
+        try:
+            st = os.fstat(self._fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise CosConfigError("local path is not a regular file", path=self.local_path)
+            self._identity = FileIdentity.of_stat(st)
+            self.coord.progress.total = self._identity.size
+            if choose_simple(self._identity.size, self.config.simple_threshold):
+                sha1, outcome = self._simple()
+                method = "simple"
+            else:
+                sha1, outcome = self._sliced()
+                method = "instant" if outcome.instant else "slice"
+            self.coord.progress.flush()
+            if self.config.verify:
+                self._verify(sha1)
+            if self.store is not None and method != "simple":
+                self.store.delete(self._key)
+        finally:
+            os.close(self._fd)
+        return UploadResult(
+            resource_path=outcome.urls.resource_path,
+            access_url=outcome.urls.access_url,
+            source_url=outcome.urls.source_url,
+            url=outcome.urls.url,
+            size=self._identity.size,
+            sha1=sha1,
+            instant=outcome.instant,
+            bytes_sent=self.coord.bytes_sent,
+            slices_sent=self.coord.slices_sent,
+            elapsed=self._clock() - started,
+            resumed=self._resumed,
+            method=method,
+            hash_seconds=self._hash_seconds,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _call_process(self, fn: Callable[..., object]) -> Callable[[int, bytes], object]:
+        path = self.cos_path
+        return lambda status, body: fn(status, body, path=path)
+
+    def _check_unchanged(self) -> None:
+        check_unchanged(self.local_path, self._fd, self._identity)
+
+    def _verify(self, sha1: str) -> None:
+        info = self._stat(self.cos_path, self.target)
+        if info is None:
+            raise CosIntegrityError("object missing right after the upload completed", path=self.cos_path)
+        if info.filesize is not None and info.filesize != self._identity.size:
+            raise CosIntegrityError(f"stored size {info.filesize} != local size {self._identity.size}",
+                                    path=self.cos_path)
+        if info.filelen is not None and info.filelen != self._identity.size:
+            raise CosIntegrityError(f"stored length {info.filelen} != local size {self._identity.size}",
+                                    path=self.cos_path)
+        if info.sha and info.sha.split("_")[0].lower() != sha1:
+            raise CosIntegrityError(f"stored SHA-1 {info.sha} != local SHA-1 {sha1}", path=self.cos_path)
+
+    def _retry_hook(self, _error: CosError) -> None:
+        self.coord.record_retry()
+
+    # ------------------------------------------------------------------ simple upload
+    def _simple(self) -> tuple[str, _Outcome]:
+        size = self._identity.size
+        data = pread_exact(self._fd, size, 0, path=self.local_path)
+        sha1 = hashlib.sha1(data).hexdigest()
+        self._check_unchanged()
+        request = self.dialect.prepare_upload(self.cos_path, size, sha=sha1, biz_attr=self.biz_attr,
+                                              insert_only=self.insert_only)
+        retried = False
+
+        def on_retry(error: CosError) -> None:
+            nonlocal retried
+            retried = True
+            self._retry_hook(error)
+
+        try:
+            urls = self.requester.call(self.target, request, self._call_process(self.dialect.process_upload),
+                                       data=data, progress=self.coord.progress.add, stop=self.coord.stop,
+                                       on_retry=on_retry)
+        except CosAlreadyExistsError:
+            # insertOnly and an earlier attempt may have landed before its answer was lost: ours?
+            info = self._stat(self.cos_path, self.target) if retried else None
+            if info is None or not info.sha or info.sha.split("_")[0].lower() != sha1:
+                raise
+            urls = _urls_from_stat(info, self.cos_path)
+        assert isinstance(urls, ObjectUrls)
+        self.coord.record_sent(size)
+        return sha1, _Outcome(urls, instant=False)
+
+    # ------------------------------------------------------------------ slice upload
+    def _load_checkpoint(self) -> UploadCheckpoint | None:
+        if self.store is None:
+            return None
+        raw = self.store.load(self._key)
+        if raw is None:
+            return None
+        ckpt = UploadCheckpoint.from_dict(raw)
+        if ckpt is None or not ckpt.matches(local_path=self.local_path, size=self._identity.size,
+                                            mtime_ns=self._identity.mtime_ns,
+                                            api_version=self.target.api_version, bucket=self.target.bucket,
+                                            cos_path=self.cos_path):
+            _log.info("discarding a checkpoint that no longer matches %s", self.local_path)
+            self.store.delete(self._key)
+            return None
+        return ckpt
+
+    def _save_checkpoint(self, digest: FileDigest, session: str | None, slice_size: int | None) -> None:
+        if self.store is None:
+            return
+        ckpt = UploadCheckpoint(
+            local_path=self.local_path, size=self._identity.size, mtime_ns=self._identity.mtime_ns,
+            sha1=digest.sha1, api_version=self.target.api_version, bucket=self.target.bucket,
+            cos_path=self.cos_path, session=session, slice_size=slice_size)
+        self.store.save(self._key, ckpt.to_dict())
+
+    def _drop_checkpoint(self) -> None:
+        if self.store is not None:
+            self.store.delete(self._key)
+
+    def _sliced(self) -> tuple[str, _Outcome]:
+        ckpt = self._load_checkpoint()
+        if ckpt is not None:
+            digest = FileDigest(self._identity, ckpt.sha1, None)
+            session_hint = ckpt.session
+            _log.info("resuming from checkpoint (hash pass skipped), session %s", "known" if session_hint else "none")
+        else:
+            t0 = self._clock()
+            parts_size = self.config.slice_size if isinstance(self.dialect, V2Dialect) else None
+            digest = hash_file(self._fd, self._identity, path=self.local_path, parts_slice_size=parts_size,
+                               chunk_size=self.config.hash_chunk_size, cancel=self.coord.stop)
+            self._hash_seconds = self._clock() - t0
+            session_hint = None
+            self._save_checkpoint(digest, None, None)
+        try:
+            if isinstance(self.dialect, V2Dialect):
+                outcome = self._run_v2(self.dialect, digest)
+            else:
+                outcome = self._run_v1(digest, session_hint)
+        except (CosFileChangedError, CosIntegrityError):
+            self._drop_checkpoint()
+            raise
+        return digest.sha1, outcome
+
+    def _send_slice(self, slc: Slice, session: str, sha: str | None) -> SliceAck:
+        if self.coord.stop.is_set():
+            self.coord.check_cancelled()
+        data = pread_exact(self._fd, slc.length, slc.offset, path=self.local_path)
+        request = self.dialect.prepare_slice_data(self.cos_path, session=session, offset=slc.offset,
+                                                  length=slc.length, sha=sha)
+        path = self.cos_path
+        dialect = self.dialect
+
+        def process(status: int, body: bytes) -> SliceAck:
+            ack = dialect.process_slice_data(status, body, path=path)
+            if ack.offset != slc.offset:
+                raise CosProtocolError(f"answer for offset {ack.offset} to the slice at {slc.offset}",
+                                       operation=request.op, path=path)
+            if ack.session and ack.session != session:
+                raise CosProtocolError("answer names another session", operation=request.op, path=path)
+            return ack
+
+        ack = self.requester.call(self.target, request, process, data=data, progress=self.coord.progress.add,
+                                  stop=self.coord.stop, on_retry=self._retry_hook)
+        self.coord.record_sent(slc.length)
+        return ack
+
+    def _sender(self, session: str, sha: str | None) -> Callable[[Slice], SliceAck]:
+        def send(slc: Slice) -> SliceAck:
+            return self._send_slice(slc, session, sha)
+
+        return send
+
+    def _limit(self, session: SliceSession) -> int:
+        return 1 if session.serial_upload else self.config.max_workers
+
+    def _set_progress(self, stored: int) -> None:
+        agg = self.coord.progress
+        agg.flush()
+        agg.add(stored - agg.bytes_done)
+        agg.flush()
+
+    # ---- v1
+    def _v1_init(self, digest: FileDigest, session_hint: str | None) -> InstantUpload | SliceSession:
+        def init(session: str | None) -> InstantUpload | SliceSession:
+            request = self.dialect.prepare_slice_init(
+                self.cos_path, filesize=self._identity.size, sha=digest.sha1, slice_size=self.config.slice_size,
+                biz_attr=self.biz_attr, insert_only=self.insert_only, session=session)
+            result = self.requester.call(self.target, request, self._call_process(self.dialect.process_slice_init),
+                                         stop=self.coord.stop, on_retry=self._retry_hook)
+            assert isinstance(result, (InstantUpload, SliceSession))
+            return result
+
+        if session_hint:
+            try:
+                return init(session_hint)
+            except (CosSessionError, CosNotFoundError):
+                _log.info("the earlier session is gone; starting a new one")
+        return init(None)
+
+    def _run_v1(self, digest: FileDigest, session_hint: str | None) -> _Outcome:
+        size = self._identity.size
+        for _round in range(self.config.max_resume_rounds):
+            opened = self._v1_init(digest, session_hint)
+            if isinstance(opened, InstantUpload):
+                return _Outcome(opened.urls, instant=self.coord.slices_sent == 0 and session_hint is None)
+            if session_hint and opened.session == session_hint and opened.offset > 0:
+                self._resumed = True
+            session_hint = opened.session
+            self._save_checkpoint(digest, opened.session, opened.slice_size)
+            plan = SlicePlan(size, opened.slice_size)
+            todo = plan.from_offset(opened.offset)
+            if not todo:  # the server holds every byte but did not complete: send the last slice again
+                todo = [plan.slices()[-1]]
+            self._set_progress(todo[0].offset)
+            body = [s for s in todo if not s.final]
+            finals = [s for s in todo if s.final]
+            try:
+                self.coord.run_slices(body, self._sender(opened.session, None), max_in_flight=self._limit(opened))
+                urls: ObjectUrls | None = None
+                for slc in finals:
+                    self._check_unchanged()
+                    self.coord.check_cancelled()
+                    urls = self._send_slice(slc, opened.session, None).urls
+            except CosSessionError as e:
+                _log.warning("slice session problem (%s); asking the server where to continue", e)
+                continue
+            if urls is not None:
+                return _Outcome(urls, instant=False)
+            _log.info("final slice answered without URLs; re-initialising to find the missing offset")
+        raise CosSessionError(f"upload did not complete after {self.config.max_resume_rounds} rounds",
+                              path=self.cos_path)
+
+    # ---- v2
+    def _v2_open(self, dialect: V2Dialect, digest: FileDigest) -> InstantUpload | SliceSession:
+        parts = digest.parts
+        request = dialect.prepare_slice_init(
+            self.cos_path, filesize=self._identity.size, sha=digest.sha1,
+            slice_size=digest.parts_slice_size or self.config.slice_size,
+            uploadparts=parts, biz_attr=self.biz_attr, insert_only=self.insert_only)
+        try:
+            result = self.requester.call(self.target, request, self._call_process(dialect.process_slice_init),
+                                         stop=self.coord.stop, on_retry=self._retry_hook)
+            assert isinstance(result, (InstantUpload, SliceSession))
+            return result
+        except CosUnfinishedUploadError:
+            pass
+        listed = self.requester.call(self.target, dialect.prepare_slice_list(self.cos_path),
+                                     self._call_process(dialect.process_slice_list),
+                                     stop=self.coord.stop, on_retry=self._retry_hook)
+        assert isinstance(listed, (InstantUpload, SliceSession))
+        if isinstance(listed, InstantUpload):
+            return listed
+        if listed.filesize != self._identity.size or (listed.sha and listed.sha.lower() != digest.sha1):
+            _log.warning("an unfinished upload of different content is open at %s; deleting it and starting over",
+                         self.cos_path)
+            self._delete(self.cos_path, self.target)
+            raise CosSessionError("foreign session deleted", path=self.cos_path)
+        self._resumed = True
+        return listed
+
+    def _run_v2(self, dialect: V2Dialect, digest: FileDigest) -> _Outcome:
+        size = self._identity.size
+        for _round in range(self.config.max_resume_rounds):
+            try:
+                opened = self._v2_open(dialect, digest)
+            except (CosSessionError, CosNotFoundError):
+                continue
+            if isinstance(opened, InstantUpload):
+                return _Outcome(opened.urls, instant=self.coord.slices_sent == 0 and not self._resumed)
+            self._save_checkpoint(digest, opened.session, opened.slice_size)
+            plan = SlicePlan(size, opened.slice_size)
+            todo = plan.missing(opened.received)
+            self._set_progress(plan.stored_bytes(opened.received))
+            try:
+                self.coord.run_slices(todo, self._sender(opened.session, digest.sha1),
+                                      max_in_flight=self._limit(opened))
+                self._check_unchanged()
+                self.coord.check_cancelled()
+                finish = dialect.prepare_slice_finish(self.cos_path, session=opened.session, filesize=size,
+                                                      sha=digest.sha1)
+                urls = self.requester.call(self.target, finish, self._call_process(dialect.process_slice_finish),
+                                           stop=self.coord.stop, on_retry=self._retry_hook)
+                assert isinstance(urls, ObjectUrls)
+                return _Outcome(urls, instant=False)
+            except CosSessionError as e:
+                _log.warning("slice session problem (%s); asking the server what it holds", e)
+                continue
+        raise CosSessionError(f"upload did not complete after {self.config.max_resume_rounds} rounds",
+                              path=self.cos_path)
+
+
+def _urls_from_stat(info: StatInfo, cos_path: str) -> ObjectUrls:
+    return ObjectUrls(resource_path=cos_path, access_url=info.access_url or "", source_url=info.source_url or "",
+                      url="")
+
+
+def with_bucket(target: CosTarget, bucket: str | None) -> CosTarget:
+    """``target`` with another bucket (per-call override), validated."""
+    if not bucket or bucket == target.bucket:
+        return target
+    from airflow_provider_cos.protocol.paths import validate_bucket
+
+    return replace(target, bucket=validate_bucket(bucket))
