@@ -1,0 +1,17 @@
+"""A local emulator of the Tencent COS legacy JSON API (``/files/v1`` and ``/files/v2``).
+
+For development, the demo and the tests. It uses the protocol layer (one signer/verifier, one multipart
+decoder, one error table) and never imports the transfer engine or Airflow. See docs/emulator.md.
+
+    from airflow_provider_cos.emulator import CosEmulator, FaultRule, DEMO
+    with CosEmulator(data_dir=tmp_path, port=0) as emu:
+        emu.url
+"""
+
+from __future__ import annotations
+
+from airflow_provider_cos.emulator.config import DEMO, BucketConfig, EmulatorSettings
+from airflow_provider_cos.emulator.faults import EmulatorStats, FaultRule
+from airflow_provider_cos.emulator.server import CosEmulator
+
+__all__ = ["DEMO", "BucketConfig", "CosEmulator", "EmulatorSettings", "EmulatorStats", "FaultRule"]

@@ -1,0 +1,95 @@
+"""Emulator configuration: bucket credentials, the documented demo credentials and runtime settings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from airflow_provider_cos.protocol.paths import validate_appid, validate_bucket
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    """One bucket the emulator serves and the SecretId/SecretKey pair allowed to sign for it.
+
+    ``repr`` never shows the key.
+    """
+
+    appid: str
+    bucket: str
+    secret_id: str
+    secret_key: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "appid", validate_appid(self.appid))
+        validate_bucket(self.bucket)
+        if not self.secret_id or not self.secret_key:
+            raise ValueError("secret_id and secret_key must not be empty")
+
+
+#: Documented demo credentials (NOT secrets): what ``python -m airflow_provider_cos.emulator`` uses with
+#: no flags, what the demo DAGs and the test fixtures use.
+DEMO = BucketConfig(
+    appid="1250000000",
+    bucket="examplebucket",
+    secret_id="AKIDcosEmulatorDemoSecretIdNotReal00",
+    secret_key="cos-emulator-demo-secret-key-not-real",
+)
+
+#: Range of client-requested slice sizes the emulator accepts as is (otherwise it answers 1 MiB).
+MIN_SLICE = 64 * 1024
+MAX_SLICE = 20 * 1024 * 1024
+DEFAULT_SLICE = 1024 * 1024
+
+
+@dataclass
+class EmulatorSettings:
+    """Behaviour switches, changeable while the server runs (attribute writes are atomic in CPython).
+
+    * ``serial_upload``: answer ``serial_upload=1`` in v2 init (and v1 init) answers.
+    * ``slice_size``: force the slice size the server answers; ``None`` = accept the client's size when it
+      is within 64 KiB..20 MiB (and, for v2, a multiple of 64), else answer 1 MiB.
+    * ``delete_requires_once``: delete/update need a one-time signature (the documented rule).
+    * ``check_uploadparts``: verify v2 ``uploadparts`` at finish.
+    * ``region``: region used in the returned ``source_url``.
+    """
+
+    serial_upload: bool = False
+    slice_size: int | None = None
+    delete_requires_once: bool = True
+    check_uploadparts: bool = True
+    region: str = "gz"
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Apply a partial update (from ``POST /_emulator/settings``). Raises ``ValueError`` on bad input."""
+        known = {f.name for f in fields(self) if not f.name.startswith("_")}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            for key, value in values.items():
+                if key == "slice_size":
+                    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                        raise ValueError("slice_size must be a positive integer or null")
+                elif key == "region":
+                    if not isinstance(value, str) or not value:
+                        raise ValueError("region must be a non-empty string")
+                elif not isinstance(value, bool):
+                    raise ValueError(f"{key} must be a boolean")
+                setattr(self, key, value)
+
+    def answer_slice_size(self, requested: int | None, *, api_version: str) -> int:
+        """The slice size the server tells the client to use."""
+        forced = self.slice_size
+        if forced:
+            return forced
+        if requested is None or not MIN_SLICE <= requested <= MAX_SLICE:
+            return DEFAULT_SLICE
+        if api_version == "v2" and requested % 64:
+            return DEFAULT_SLICE
+        return requested

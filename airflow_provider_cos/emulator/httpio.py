@@ -1,0 +1,265 @@
+"""Request-body reading for the emulator: Content-Length or chunked framing, and the form decoding.
+
+Bodies are read in :data:`READ_CHUNK` pieces. Multipart bodies go through the protocol's streaming
+:class:`~airflow_provider_cos.protocol.multipart.MultipartDecoder`; the binary ``filecontent`` part is
+streamed to a spool file in the data directory (never held in memory), text fields are bounded. JSON and
+url-encoded bodies are accepted for every op. Field names are lower-cased (COS clients differ in case).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+from airflow_provider_cos.protocol.errors import CosInvalidRequestError
+from airflow_provider_cos.protocol.multipart import (
+    FormEnd,
+    MultipartDecoder,
+    PartData,
+    PartEnd,
+    PartStart,
+    parse_boundary,
+)
+
+READ_CHUNK = 256 * 1024
+MAX_TEXT_BYTES = 8 * 1024 * 1024
+MAX_DRAIN = 256 * 1024 * 1024
+FILE_FIELD = "filecontent"
+
+
+class BadRequest(Exception):
+    """The request cannot be understood. ``code`` is a COS error code; ``close`` asks to drop the link."""
+
+    def __init__(self, detail: str, *, code: int = -61, close: bool = False) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+        self.close = close
+
+
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+class BodyReader:
+    """Reads exactly the request body (Content-Length or chunked) from a buffered socket file."""
+
+    def __init__(self, rfile: _Readable, *, length: int | None, chunked: bool) -> None:
+        self._rfile = rfile
+        self._remaining = length or 0
+        self._chunked = chunked
+        self._chunk_left = 0
+        self._eof = not chunked and not self._remaining
+        self.consumed = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self._eof
+
+    def read(self, n: int = READ_CHUNK) -> bytes:
+        if self._eof:
+            return b""
+        data = self._read_chunked(n) if self._chunked else self._read_plain(n)
+        self.consumed += len(data)
+        return data
+
+    def _read_plain(self, n: int) -> bytes:
+        data = self._rfile.read(min(n, self._remaining))
+        if not data:
+            raise BadRequest("connection closed before the end of the body", close=True)
+        self._remaining -= len(data)
+        if self._remaining == 0:
+            self._eof = True
+        return data
+
+    def _read_line(self) -> bytes:
+        line = self._rfile.readline(1026)
+        if not line.endswith(b"\n"):
+            raise BadRequest("malformed chunked body", close=True)
+        return line
+
+    def _read_chunked(self, n: int) -> bytes:
+        if self._chunk_left == 0:
+            size_text = self._read_line().split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise BadRequest("malformed chunk size", close=True) from None
+            if size < 0:
+                raise BadRequest("malformed chunk size", close=True)
+            if size == 0:
+                while self._read_line().strip():  # trailers
+                    pass
+                self._eof = True
+                return b""
+            self._chunk_left = size
+        data = self._rfile.read(min(n, self._chunk_left))
+        if not data:
+            raise BadRequest("connection closed inside a chunk", close=True)
+        self._chunk_left -= len(data)
+        if self._chunk_left == 0 and self._rfile.read(2) != b"\r\n":
+            raise BadRequest("chunk not followed by CRLF", close=True)
+        return data
+
+    def drain(self) -> bool:
+        """Discard the rest of the body (bounded); True if the connection can be kept."""
+        try:
+            while not self._eof and self.consumed < MAX_DRAIN:
+                if not self.read():
+                    break
+        except BadRequest:
+            return False
+        return self._eof
+
+
+@dataclass
+class Spooled:
+    """The binary part of a request, spooled to ``path``; hashes computed only when asked for."""
+
+    path: Path
+    length: int
+    sha1: str | None
+    md5: str | None
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class RequestBody:
+    fields: dict[str, str]
+    upload: Spooled | None
+
+
+#: Called when the binary part starts, with the text fields seen so far and the bytes read so far.
+FileStartHook = Callable[[dict[str, str], int], None]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return "" if value is None else str(value)
+
+
+def read_body(reader: BodyReader, content_type: str, tmp_dir: Path, on_file_start: FileStartHook) -> RequestBody:
+    """Decode the body by its Content-Type. Raises :class:`BadRequest` for anything malformed."""
+    main = content_type.split(";", 1)[0].strip().lower()
+    if main == "multipart/form-data":
+        return _read_multipart(reader, content_type, tmp_dir, on_file_start)
+    raw = bytearray()
+    while True:
+        chunk = reader.read()
+        if not chunk:
+            break
+        raw += chunk
+        if len(raw) > MAX_TEXT_BYTES:
+            raise BadRequest("body too large for a non-multipart request")
+    if not raw.strip():
+        return RequestBody({}, None)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("body is not UTF-8") from None
+    if main == "application/x-www-form-urlencoded":
+        return RequestBody({k.lower(): v for k, v in parse_qsl(text, keep_blank_values=True)}, None)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise BadRequest("body is neither multipart nor a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadRequest("JSON body must be an object")
+    return RequestBody({str(k).lower(): _text(v) for k, v in data.items()}, None)
+
+
+def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_file_start: FileStartHook
+                    ) -> RequestBody:
+    try:
+        decoder = MultipartDecoder(parse_boundary(content_type))
+    except CosInvalidRequestError as exc:
+        raise BadRequest(exc.message) from None
+    fields: dict[str, str] = {}
+    text_total = 0
+    current: str | None = None
+    text_buf = bytearray()
+    spool_path: Path | None = None
+    spool_fd: int | None = None
+    spool_len = 0
+    sha1: Any = None
+    md5: Any = None
+    upload: Spooled | None = None
+    try:
+        while True:
+            chunk = reader.read()
+            try:
+                events = decoder.feed(chunk) if chunk else []
+                if not chunk:
+                    decoder.close()
+            except CosInvalidRequestError as exc:
+                raise BadRequest(f"malformed multipart body: {exc.message}") from None
+            for event in events:
+                if isinstance(event, PartStart):
+                    current = event.name.lower()
+                    if current == FILE_FIELD:
+                        if spool_path is not None:
+                            raise BadRequest("more than one filecontent part")
+                        on_file_start(fields, reader.consumed)
+                        spool_path = tmp_dir / f"spool-{uuid.uuid4().hex}"
+                        spool_fd = os.open(spool_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                        op = fields.get("op", "")
+                        sha1 = hashlib.sha1() if op in ("upload", "") else None
+                        md5 = hashlib.md5() if "datamd5" in fields else None
+                    else:
+                        text_buf = bytearray()
+                elif isinstance(event, PartData):
+                    if current == FILE_FIELD:
+                        assert spool_fd is not None
+                        view = memoryview(event.data)
+                        while view:
+                            written = os.write(spool_fd, view)
+                            view = view[written:]
+                        spool_len += len(event.data)
+                        if sha1 is not None:
+                            sha1.update(event.data)
+                        if md5 is not None:
+                            md5.update(event.data)
+                    else:
+                        text_total += len(event.data)
+                        if text_total > MAX_TEXT_BYTES:
+                            raise BadRequest("text fields too large")
+                        text_buf += event.data
+                elif isinstance(event, PartEnd):
+                    if current == FILE_FIELD:
+                        assert spool_fd is not None and spool_path is not None
+                        os.close(spool_fd)
+                        spool_fd = None
+                        upload = Spooled(spool_path, spool_len, sha1.hexdigest() if sha1 else None,
+                                         md5.hexdigest() if md5 else None)
+                    elif current is not None:
+                        try:
+                            fields.setdefault(current, text_buf.decode("utf-8"))
+                        except UnicodeDecodeError:
+                            raise BadRequest(f"field {current!r} is not UTF-8") from None
+                    current = None
+                elif isinstance(event, FormEnd):
+                    pass
+            if not chunk:
+                break
+        if upload is None and spool_path is not None:
+            raise BadRequest("filecontent part not terminated")
+        return RequestBody(fields, upload)
+    except BaseException:
+        if spool_fd is not None:
+            os.close(spool_fd)
+        if spool_path is not None:
+            spool_path.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,263 @@
+"""The HTTP layer and the :class:`CosEmulator` context manager.
+
+Stack: stdlib ``ThreadingHTTPServer`` (one daemon thread per connection), HTTP/1.1 keep-alive,
+``TCP_NODELAY`` and every response written with one ``sendall`` (see docs/emulator.md for the
+measurements behind this choice). Binds 127.0.0.1 only by default. The access log (logger
+``airflow_provider_cos.emulator``, DEBUG) never shows the ``Authorization`` header or the ``sign``
+query parameter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from airflow_provider_cos.emulator.app import CosApp, DropConnection, Exchange, Reply, error_reply
+from airflow_provider_cos.emulator.config import DEMO, BucketConfig, EmulatorSettings
+from airflow_provider_cos.emulator.faults import EmulatorStats, FaultBook, FaultRule, StatsCounter
+from airflow_provider_cos.emulator.httpio import BodyReader
+
+log = logging.getLogger("airflow_provider_cos.emulator")
+_SIGN_RE = re.compile(r"([?&]sign=)[^&]*", re.IGNORECASE)
+
+
+def redact(target: str) -> str:
+    """The request target with any ``sign`` value replaced, for logs."""
+    return _SIGN_RE.sub(r"\1<redacted>", target)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "cos-emulator"
+    timeout = 300  # idle keep-alive connections are closed after this many seconds
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # our own access log line is written in _serve
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        started = time.monotonic()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length: int | None = None
+        reply: Reply
+        if not chunked:
+            try:
+                length = int(headers.get("content-length", "0") or 0)
+                if length < 0:
+                    raise ValueError
+            except ValueError:
+                self._send(error_reply(-61, "bad Content-Length"), close=True)
+                return
+        reader = BodyReader(self.rfile, length=length, chunked=chunked)
+        exchange = Exchange(self.command, self.path, headers, reader)
+        try:
+            reply = self.server.app.handle(exchange)
+        except DropConnection:
+            log.info("%s %s -> dropped (fault)", self.command, redact(self.path.split("?", 1)[0]))
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+            return
+        except Exception:
+            log.exception("emulator bug while serving %s %s", self.command, redact(self.path))
+            reply = error_reply(-181, "internal emulator error", status=500)
+        close = reply.close
+        if not reader.exhausted and not reader.drain():
+            close = True
+        self._send(reply, close=close)
+        log.debug("%s %s -> %d (%.1f ms)", self.command, redact(self.path), reply.status,
+                  (time.monotonic() - started) * 1000)
+
+    def _send(self, reply: Reply, *, close: bool) -> None:
+        if close or self.close_connection:
+            reply.close = True
+            self.close_connection = True
+        try:
+            self.wfile.write(reply.to_bytes(keep_alive=not reply.close))
+        except OSError:
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: CosApp) -> None:
+        self.app = app
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._conns_lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    def close_connections(self) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+            self._conns.clear()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection error from %s", client_address, exc_info=True)
+
+
+class CosEmulator:
+    """A local COS JSON API server (``/files/v1`` and ``/files/v2``) on 127.0.0.1.
+
+    ``with CosEmulator(data_dir=..., port=0) as emu: emu.url``. State lives in ``data_dir`` and survives
+    :meth:`stop`/:meth:`start` (the same port is reused when possible). Without ``data_dir`` a temporary
+    directory is used and removed by :meth:`close` / leaving the ``with`` block. ``extra_buckets`` adds
+    more buckets (each with its own credential pair). Faults, settings and stats belong to this object and
+    survive restarts.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        appid: str = DEMO.appid,
+        bucket: str = DEMO.bucket,
+        secret_id: str = DEMO.secret_id,
+        secret_key: str = DEMO.secret_key,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        extra_buckets: tuple[BucketConfig, ...] | list[BucketConfig] = (),
+        settings: EmulatorSettings | None = None,
+    ) -> None:
+        self._owns_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="cos-emulator-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.buckets: list[BucketConfig] = [BucketConfig(appid, bucket, secret_id, secret_key), *extra_buckets]
+        self.settings = settings or EmulatorSettings()
+        self._faults = FaultBook()
+        self._stats = StatsCounter()
+        self.host = host
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def bucket(self) -> BucketConfig:
+        return self.buckets[0]
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> CosEmulator:
+        if self._server is not None:
+            return self
+        app = CosApp(self.data_dir, self.buckets, self.settings, self._faults, self._stats, lambda: self.url)
+        server: _Server | None = None
+        if self._port:
+            for _ in range(50):
+                try:
+                    server = _Server((self.host, self._port), app)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        if server is None:
+            server = _Server((self.host, 0), app)
+        self._server = server
+        self._port = server.server_address[1]
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"cos-emulator-{self._port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop and, if the data directory was created by this object, remove it."""
+        self.stop()
+        if self._owns_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> CosEmulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # ---- faults and stats
+    def add_fault(self, rule: FaultRule) -> None:
+        self._faults.add(rule)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    @property
+    def faults(self) -> list[FaultRule]:
+        return self._faults.active()
+
+    @property
+    def stats(self) -> EmulatorStats:
+        return self._stats.snapshot()
+
+    def reset_stats(self) -> None:
+        self._stats.reset()
