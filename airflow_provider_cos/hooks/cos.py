@@ -30,7 +30,7 @@ from airflow_provider_cos.protocol.errors import (
     CosNotFoundError,
     CosTransportError,
 )
-from airflow_provider_cos.protocol.paths import normalize_file_path, normalize_folder_path, parent_folders
+from airflow_provider_cos.protocol.paths import normalize_file_path, normalize_folder_path
 
 if TYPE_CHECKING:
     from airflow_provider_cos.protocol.messages import StatInfo
@@ -120,15 +120,18 @@ class CosHook(BaseHook):
         cfg = self.config
         target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid,
                            bucket=cfg.bucket or "")
-        transfer_config = TransferConfig(
-            simple_threshold=cfg.simple_threshold,
-            slice_size=self.slice_size or cfg.slice_size,
-            max_workers=self.max_workers or cfg.max_workers,
-            verify=self.verify,
-            connect_timeout=cfg.connect_timeout,
-            read_timeout=cfg.read_timeout,
-            retry=RetryPolicy(max_retries=cfg.max_retries),
-        )
+        try:
+            transfer_config = TransferConfig(
+                simple_threshold=cfg.simple_threshold,
+                slice_size=self.slice_size or cfg.slice_size,
+                max_workers=self.max_workers or cfg.max_workers,
+                verify=self.verify,
+                connect_timeout=cfg.connect_timeout,
+                read_timeout=cfg.read_timeout,
+                retry=RetryPolicy(max_attempts=cfg.max_retries + 1),
+            )
+        except CosConfigError as exc:
+            raise CosConfigError(f"connection {self.cos_conn_id!r}: {exc.message}") from exc
         return CosClient(target=target, credentials=Credentials(cfg.secret_id, cfg.secret_key),
                          config=transfer_config)
 
@@ -170,35 +173,21 @@ class CosHook(BaseHook):
         ``create_parents`` creates the missing folders first (the API requires them to exist).
         """
         bucket_name = self.resolve_bucket(bucket)
-        path = normalize_file_path(cos_path)
-        if create_parents:
-            self.ensure_parent_folders(path, bucket_name)
         return self.client.upload_file(
-            local_path, path, bucket=bucket_name, insert_only=not overwrite, biz_attr=biz_attr,
-            progress=progress, checkpoint_store=checkpoint_store,
+            local_path, normalize_file_path(cos_path), bucket=bucket_name, insert_only=not overwrite,
+            biz_attr=biz_attr, progress=progress, checkpoint_store=checkpoint_store, create_parents=create_parents,
         )
 
     def ensure_parent_folders(self, cos_path: str, bucket: str | None = None) -> list[str]:
         """Create the folders above ``cos_path`` that do not exist yet; return those created."""
-        bucket_name = self.resolve_bucket(bucket)
-        folders = parent_folders(cos_path)
-        if not folders or self._stat(folders[-1], bucket_name) is not None:
-            return []
-        created = []
-        for folder in folders:
-            try:
-                self.client.create_folder(folder, bucket=bucket_name)
-                created.append(folder)
-            except CosAlreadyExistsError:
-                continue
-        if created:
-            self.log.info("Created COS folder(s) %s in bucket %s", ", ".join(created), bucket_name)
-        return created
+        return self.client.ensure_folders(normalize_file_path(cos_path), self.resolve_bucket(bucket))
 
     def _stat(self, path: str, bucket: str) -> StatInfo | None:
         try:
             return self.client.stat(path, bucket=bucket)
-        except CosNotFoundError:
+        except CosNotFoundError as exc:
+            if exc.code == -133:  # unknown bucket: not "object absent"
+                raise
             return None
 
     def stat(self, cos_path: str, bucket: str | None = None) -> dict[str, Any] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
 
 #: Keys pushed to XCom besides ``return_value`` (= ``resource_path``).
 XCOM_KEYS = ("access_url", "source_url", "url", "sha1", "size", "instant")
-#: Used when the task state store is absent (Airflow < 3.3): resume works on the same machine only.
-LOCAL_CHECKPOINT_DIR = os.path.join(tempfile.gettempdir(), "airflow-provider-cos-checkpoints")
 
 
 def _templated(value: object) -> bool:
@@ -158,9 +155,8 @@ class CosSliceUploadOperator(BaseOperator):
             return TaskStateCheckpointStore(store)
         from airflow_provider_cos.transfer import LocalCheckpointStore
 
-        self.log.info("task_state_store unavailable: resume state kept in %s (this machine only)",
-                      LOCAL_CHECKPOINT_DIR)
-        return LocalCheckpointStore(LOCAL_CHECKPOINT_DIR)
+        self.log.info("task_state_store unavailable: resume state kept in a local file (this machine only)")
+        return LocalCheckpointStore()
 
     def execute(self, context: Context) -> str:
         cos_path = self.validate_local_inputs()

@@ -1,0 +1,85 @@
+"""Connection parsing: clear errors naming the field, at first use, never in ``__init__``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_cos.hooks.connection import CosConnectionConfig
+from airflow_provider_cos.hooks.cos import CosHook
+from airflow_provider_cos.protocol.errors import CosConfigError
+
+
+def _config(**overrides: object) -> CosConnectionConfig:
+    values: dict = {
+        "conn_id": "c",
+        "login": "AKIDEXAMPLE",
+        "password": "s3cr3tKEY",
+        "host": "http://127.0.0.1:8089",
+        "extra": {"app_id": "1250000000", "bucket": "examplebucket"},
+    }
+    values.update(overrides)
+    return CosConnectionConfig.from_values(**values)
+
+
+def test_defaults() -> None:
+    cfg = _config()
+    assert cfg.api_version == "v1"
+    assert cfg.endpoint == "http://127.0.0.1:8089"
+    assert cfg.appid == "1250000000" and cfg.bucket == "examplebucket"
+    assert cfg.slice_size == 1024 * 1024 and cfg.max_workers == 4
+    assert "s3cr3tKEY" not in repr(cfg)
+
+
+def test_empty_host_is_tencent_endpoint_and_v2_uses_region() -> None:
+    assert _config(host=None).endpoint == "http://web.file.myqcloud.com"
+    cfg = _config(host="", extra={"app_id": "1250000000", "api_version": "v2", "region": "shanghai"})
+    assert cfg.endpoint == "http://sh.file.myqcloud.com"
+
+
+def test_uri_style_host_and_port_and_legacy_prefixed_extras() -> None:
+    cfg = _config(host="127.0.0.1", port=8089, schema="",
+                  extra=json.dumps({"extra__cos__app_id": "1250000000", "extra__cos__slice_size": "2097152"}))
+    assert cfg.endpoint == "http://127.0.0.1:8089"
+    assert cfg.slice_size == 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"extra": {"bucket": "b"}}, "'app_id' is required"),
+        ({"extra": {"app_id": "12ab"}}, "'app_id'"),
+        ({"extra": {"app_id": "1", "api_version": "v3"}}, "'api_version'"),
+        ({"host": "ftp://127.0.0.1"}, "host (endpoint base URL)"),
+        ({"host": "http://exa mple.com"}, "host (endpoint base URL)"),
+        ({"host": "http://127.0.0.1:99999"}, "host (endpoint base URL)"),
+        ({"extra": {"app_id": "1", "bucket": "Bad_Bucket"}}, "'bucket'"),
+        ({"extra": {"app_id": "1", "slice_size": "big"}}, "'slice_size'"),
+        ({"extra": {"app_id": "1", "max_workers": 0}}, "'max_workers'"),
+        ({"extra": "{not json"}, "extra is not valid JSON"),
+        ({"login": ""}, "SecretId"),
+        ({"password": None}, "SecretKey"),
+    ],
+)
+def test_bad_connections_name_the_field(overrides: dict, message: str) -> None:
+    with pytest.raises(CosConfigError) as info:
+        _config(**overrides)
+    assert message in str(info.value)
+
+
+def test_hook_init_does_no_io_and_errors_at_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = CosHook("cos_missing_appid")  # no connection exists yet: __init__ must not look it up
+    monkeypatch.setenv("AIRFLOW_CONN_COS_MISSING_APPID", json.dumps(
+        {"conn_type": "cos", "login": "AKID", "password": "k", "host": "http://127.0.0.1:1", "extra": {}}))
+    with pytest.raises(CosConfigError, match="'app_id' is required"):
+        hook.stat("/x")
+    ok, message = hook.test_connection()
+    assert ok is False and "app_id" in message
+
+
+def test_missing_default_bucket_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_COS_NOBUCKET", json.dumps(
+        {"conn_type": "cos", "login": "AKID", "password": "k", "extra": {"app_id": "1250000000"}}))
+    with pytest.raises(CosConfigError, match="no bucket given"):
+        CosHook("cos_nobucket").stat("/x")

@@ -1,0 +1,111 @@
+"""Provider registration and the ``cos`` connection form: both declarations come from one table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import airflow
+import jsonschema
+import pytest
+
+from airflow_provider_cos import get_provider_info
+from airflow_provider_cos.hooks import connection as fields
+from airflow_provider_cos.hooks.cos import CosHook
+
+SCHEMA_DIR = Path(airflow.__file__).parent
+
+
+def test_provider_info_is_valid_against_airflow_schemas() -> None:
+    info = get_provider_info()
+    jsonschema.validate(info, json.loads((SCHEMA_DIR / "provider_info.schema.json").read_text()))
+    yaml_schema = json.loads((SCHEMA_DIR / "provider.yaml.schema.json").read_text())
+    conn_schema = yaml_schema["properties"]["connection-types"]
+    jsonschema.validate(info["connection-types"], conn_schema)
+    assert info["package-name"] == "airflow-provider-cos"
+    (conn,) = info["connection-types"]
+    assert conn["connection-type"] == "cos"
+    assert conn["hook-class-name"] == "airflow_provider_cos.hooks.cos.CosHook"
+    assert conn["hook-name"]
+    for key in ("integrations", "hooks", "operators", "sensors", "triggers", "extra-links", "versions"):
+        assert info[key], key
+
+
+def test_declared_modules_and_classes_import() -> None:
+    import importlib
+
+    info = get_provider_info()
+    for key in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info[key]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    for dotted in [*info["extra-links"], info["connection-types"][0]["hook-class-name"]]:
+        module, _, name = dotted.rpartition(".")
+        assert getattr(importlib.import_module(module), name)
+
+
+def test_conn_fields_and_hook_declarations_agree() -> None:
+    conn = get_provider_info()["connection-types"][0]
+    conn_fields = conn["conn-fields"]
+    behaviour = conn["ui-field-behaviour"]
+    hook_behaviour = CosHook.get_ui_field_behaviour()
+    assert list(conn_fields) == [f.name for f in fields.EXTRA_FIELDS]
+    assert behaviour["hidden-fields"] == hook_behaviour["hidden_fields"]
+    assert behaviour["relabeling"] == hook_behaviour["relabeling"]
+    assert behaviour["placeholders"] == hook_behaviour["placeholders"]
+    assert behaviour["relabeling"]["login"] == "SecretId"
+    assert behaviour["relabeling"]["password"] == "SecretKey"
+    assert {"schema", "port"} <= set(behaviour["hidden-fields"])
+    assert conn_fields["api_version"]["schema"]["enum"] == ["v1", "v2"]
+    assert conn_fields["api_version"]["schema"]["default"] == "v1"
+    assert conn_fields["app_id"]["schema"]["type"] == "string"
+    for name in ("slice_size", "max_workers", "connect_timeout", "read_timeout"):
+        assert name in conn_fields
+
+
+def test_hook_form_widgets_match_conn_fields() -> None:
+    pytest.importorskip("wtforms")
+    pytest.importorskip("flask_appbuilder")
+    widgets = CosHook.get_connection_form_widgets()
+    assert list(widgets) == list(get_provider_info()["connection-types"][0]["conn-fields"])
+
+
+def test_providers_manager_loads_the_form() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    pm = ProvidersManager()
+    assert "airflow-provider-cos" in pm.providers
+    widgets = pm.connection_form_widgets
+    assert "extra__cos__app_id" in widgets and "extra__cos__api_version" in widgets
+    assert widgets["extra__cos__app_id"].hook_class_name == "airflow_provider_cos.hooks.cos.CosHook"
+    assert pm.field_behaviours["cos"]["relabeling"]["password"] == "SecretKey"
+
+
+def _airflow_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    return subprocess.run([sys.executable, "-m", "airflow", *args], env=env, text=True, capture_output=True,
+                          timeout=120, check=False)
+
+
+def test_cli_lists_provider_and_accepts_cos_connections(airflow_db: None) -> None:
+    listed = _airflow_cli("providers", "list", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    names = [p["package_name"] for p in json.loads(listed.stdout[listed.stdout.index("["):])]
+    assert "airflow-provider-cos" in names
+
+    added = _airflow_cli(
+        "connections", "add", "cos_cli_test", "--conn-type", "cos", "--conn-login", "AKIDEXAMPLE",
+        "--conn-password", "secret", "--conn-host", "http://127.0.0.1:8089",
+        "--conn-extra", json.dumps({"app_id": "1250000000", "bucket": "examplebucket", "api_version": "v2"}),
+    )
+    assert added.returncode == 0, added.stderr
+    assert "Successfully added" in added.stdout
+    got = _airflow_cli("connections", "get", "cos_cli_test", "-o", "json")
+    assert got.returncode == 0, got.stderr
+    (conn,) = json.loads(got.stdout[got.stdout.index("["):])
+    assert conn["conn_type"] == "cos"
+    extra = conn.get("extra_dejson") or json.loads(conn.get("extra") or conn.get("extra_json") or "{}")
+    assert extra["api_version"] == "v2", conn
