@@ -513,7 +513,7 @@ class CosApp:
         context = ctx.fields.get("context", "")
         if context:
             try:
-                after = base64.urlsafe_b64decode(context.encode("ascii")).decode("utf-8")
+                after = base64.b64decode(context.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
             except (binascii.Error, ValueError, UnicodeDecodeError):
                 raise ApiError(-61, "invalid context") from None
         entries = []

@@ -78,7 +78,10 @@ class Client:
         return self.d.process_list(resp.status_code, resp.content, path=folder)
 
     def init(self, path: str, data: bytes, slice_size: int = MiB, *, parts: bool = True, **kw: Any) -> Any:
-        sha, up = hash_parts(data, slice_size)
+        if parts:
+            sha, up = hash_parts(data, slice_size)
+        else:
+            sha, up = sha1(data), []
         req = self.d.prepare_slice_init(path, filesize=len(data), sha=sha, slice_size=slice_size,
                                         uploadparts=up if parts else None, **kw)
         resp = self.send(req)
@@ -134,3 +137,41 @@ def payload(n: int, seed: int = 1) -> bytes:
     for i in range(reps):
         out += bytes([i % 251]) + block[1:]
     return bytes(out[:n])
+
+
+def stored_bytes(data_dir: Any, path: str, bucket: BucketConfig = DEMO) -> bytes | None:
+    """The content the emulator committed for ``path``, read straight from its data directory."""
+    import json
+    from pathlib import Path
+
+    root = Path(data_dir) / "buckets" / f"{bucket.appid}-{bucket.bucket}"
+    for meta_file in (root / "objects").glob("*.json"):
+        meta = json.loads(meta_file.read_text("utf-8"))
+        if meta["path"] == path and meta["kind"] == "file":
+            return (root / "blobs" / meta["blob"]).read_bytes()
+    return None
+
+
+def raw_http(url: str, request: bytes, *, timeout: float = 10) -> bytes:
+    """Send raw bytes on a fresh socket and return everything the server answers until it closes."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks):
+                head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:") and len(body) >= int(line.split(b":")[1]):
+                        return b"".join(chunks)
+        return b"".join(chunks)
