@@ -29,7 +29,7 @@ from airflow_provider_cos.protocol.paths import normalize_file_path, validate_ap
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_cos.transfer import CheckpointStore, UploadResult
+    from airflow_provider_cos.transfer import CheckpointStore, ProgressCallback, UploadResult
 
 #: Keys pushed to XCom besides ``return_value`` (= ``resource_path``).
 XCOM_KEYS = ("access_url", "source_url", "url", "sha1", "size", "instant")
@@ -158,6 +158,12 @@ class CosSliceUploadOperator(BaseOperator):
         self.log.info("task_state_store unavailable: resume state kept in a local file (this machine only)")
         return LocalCheckpointStore()
 
+    def progress_callback(self) -> ProgressCallback:
+        """Progress lines (percent, MB/s, ETA) in the task log, at most every ``progress_interval`` s."""
+        from airflow_provider_cos.transfer import LoggingProgress
+
+        return LoggingProgress(self.log, min_interval=self.progress_interval)  # type: ignore[arg-type]
+
     def execute(self, context: Context) -> str:
         cos_path = self.validate_local_inputs()
         hook = self.hook
@@ -169,13 +175,10 @@ class CosSliceUploadOperator(BaseOperator):
         except CosConfigError as exc:
             raise AirflowFailException(f"COS connection {self.cos_conn_id!r} is invalid: {exc.message}") from exc
 
-        from airflow_provider_cos.transfer import LoggingProgress
-
         size = os.path.getsize(self.local_path)
         self.log.info("Uploading %s (%d bytes) to cos://%s-%s%s", self.local_path, size, bucket, hook.app_id,
                       cos_path)
-        result = self._upload(hook, cos_path, bucket, LoggingProgress(self.log, min_interval=self.progress_interval),
-                              self.checkpoint_store(context))
+        result = self._upload(hook, cos_path, bucket, self.progress_callback(), self.checkpoint_store(context))
         self.log.info(
             "Uploaded %s: %d bytes in %.1f s (%s); resource_path %s",
             cos_path, result.size, result.elapsed,
@@ -185,7 +188,7 @@ class CosSliceUploadOperator(BaseOperator):
         self._publish(context, result, hook.asset_uri(cos_path, bucket))
         return result.resource_path
 
-    def _upload(self, hook: CosHook, cos_path: str, bucket: str, progress: Any,
+    def _upload(self, hook: CosHook, cos_path: str, bucket: str, progress: ProgressCallback,
                 checkpoint_store: CheckpointStore) -> UploadResult:
         where = f"cos://{bucket}{cos_path} (connection {self.cos_conn_id!r})"
         try:

@@ -69,3 +69,22 @@ def make_file(path: Path, size: int, seed: int = 7) -> Path:
             fh.write(rng.randbytes(n))
             left -= n
     return path
+
+
+def run_dag(dag: Any, **kwargs: Any) -> Any:
+    """``dag.test()`` for a DAG built in a test: on Airflow 3.3 it must be serialized in the DB first."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    with create_session() as session:
+        update_dag_parsing_results_in_db("dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(),
+                                         session=session)
+    return dag.test(**kwargs)
+
+
+def task_states(dag_run: Any) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}

@@ -1,0 +1,78 @@
+"""The example DAGs end to end with ``dag.test()`` against the emulator (v1 and v2, deferrable sensor)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any
+
+import pytest
+
+from airflow_provider_cos.emulator import DEMO
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def _dagbag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import os as _os  # the DAGs folder the root conftest configured
+
+    bag = DagBag(_os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert not bag.import_errors, bag.import_errors
+    return bag
+
+
+def _tis(dag_run: Any) -> dict[str, Any]:
+    return {ti.task_id: ti for ti in dag_run.get_task_instances()}
+
+
+def _expected_sha1(mib: int, seed: str) -> str:
+    rng = random.Random(seed)
+    digest = hashlib.sha1()
+    for _ in range(mib):
+        digest.update(rng.randbytes(1024 * 1024))
+    return digest.hexdigest()
+
+
+def test_example_dags_parse() -> None:
+    bag = _dagbag()
+    assert {"example_cos_slice_upload", "example_cos_v2_asset_producer", "example_cos_v2_asset_consumer"} <= set(
+        bag.dags)
+    upload = bag.dags["example_cos_slice_upload"].task_dict["upload"]
+    assert upload.template_fields == ("local_path", "cos_path", "bucket", "biz_attr")
+    producer = bag.dags["example_cos_v2_asset_producer"].task_dict["upload_report"]
+    assert [a.uri for a in producer.outlets] == [f"cos://{DEMO.bucket}-{DEMO.appid}/reports/latest/report.bin"]
+
+
+def test_example_slice_upload_v1(cos_conns: Any) -> None:
+    from airflow.utils.state import DagRunState
+
+    dag = _dagbag().dags["example_cos_slice_upload"]
+    dag_run = dag.test(run_conf={"artifact_mib": 4})
+    assert dag_run.state == DagRunState.SUCCESS
+    tis = _tis(dag_run)
+    assert all(ti.state == "success" for ti in tis.values()), {k: v.state for k, v in tis.items()}
+    resource_path = tis["upload"].xcom_pull(task_ids="upload")
+    assert resource_path.startswith(f"/{DEMO.appid}/{DEMO.bucket}/airflow-example/")
+    assert resource_path.endswith("/artifact-4mib.bin")
+    assert tis["check_object"].xcom_pull(task_ids="check_object") == resource_path
+    assert tis["upload"].xcom_pull(task_ids="upload", key="size") == 4 * 1024 * 1024
+    assert tis["upload"].xcom_pull(task_ids="upload", key="sha1") == _expected_sha1(4, "cos-example-4")
+    assert tis["upload"].xcom_pull(task_ids="upload", key="access_url")
+    stat = tis["wait_complete"].xcom_pull(task_ids="wait_complete")
+    assert int(stat["filelen"]) == int(stat["filesize"]) == 4 * 1024 * 1024
+    assert cos_conns.stats.slice_bytes == 4 * 1024 * 1024
+
+
+def test_example_v2_asset_producer_and_consumer(cos_conns: Any) -> None:
+    from airflow.utils.state import DagRunState
+
+    bag = _dagbag()
+    run = bag.dags["example_cos_v2_asset_producer"].test(run_conf={"report_mib": 3})
+    assert run.state == DagRunState.SUCCESS, {k: v.state for k, v in _tis(run).items()}
+    assert cos_conns.stats.requests.get("upload_slice_finish", 0) >= 1  # the v2 protocol was used
+    consumer = bag.dags["example_cos_v2_asset_consumer"].test()
+    assert consumer.state == DagRunState.SUCCESS
+    stat = _tis(consumer)["inspect_report"].xcom_pull(task_ids="inspect_report")
+    assert stat["sha"] == _expected_sha1(3, "cos-v2-report-3")

@@ -1,0 +1,110 @@
+"""CosUploadCompleteSensor and CosUploadCompleteTrigger: poke, defer, timeout, mismatch."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import pytest
+from airflow.sdk import DAG
+
+from airflow_provider_cos.hooks.cos import CosHook
+from airflow_provider_cos.sensors.cos import CosUploadCompleteSensor
+from airflow_provider_cos.triggers.cos import CosUploadCompleteTrigger
+from tests.airflow.conftest import MiB, make_file, run_dag, task_states
+
+START = pendulum.datetime(2024, 1, 1, tz="UTC")
+
+
+def _sensor_dag(dag_id: str, failures: list[str], **sensor_kwargs: Any) -> DAG:
+    def on_failure(context: Any) -> None:
+        failures.append(str(context.get("exception")))
+
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False,
+             default_args={"on_failure_callback": on_failure}) as dag:
+        CosUploadCompleteSensor(task_id="wait", poke_interval=0.3, **sensor_kwargs)
+    return dag
+
+
+def test_trigger_serializes_to_plain_json() -> None:
+    import json
+
+    trigger = CosUploadCompleteTrigger("/a/b.bin", bucket="examplebucket", cos_conn_id="c", poll_interval=2,
+                                       deadline=123.5)
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_cos.triggers.cos.CosUploadCompleteTrigger"
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert CosUploadCompleteTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_deferrable_sensor_waits_for_a_late_object(cos_conns: Any, tmp_path: Path) -> None:
+    src = make_file(tmp_path / "late.bin", 2 * MiB + 5)
+    sha1 = hashlib.sha1(src.read_bytes()).hexdigest()
+
+    def upload_later() -> None:
+        time.sleep(2.0)
+        CosHook().upload_file(str(src), "/late/object.bin")
+
+    uploader = threading.Thread(target=upload_later)
+    uploader.start()
+    failures: list[str] = []
+    dag = _sensor_dag("cos_test_deferrable_late", failures, cos_path="/late/object.bin", deferrable=True,
+                      expected_size=src.stat().st_size, expected_sha1=sha1, timeout=60)
+    try:
+        run = run_dag(dag)
+    finally:
+        uploader.join()
+    assert task_states(run) == {"wait": "success"}, failures
+    ti = run.get_task_instances()[0]
+    stat = ti.xcom_pull(task_ids="wait")
+    assert stat["sha"] == sha1 and int(stat["filelen"]) == src.stat().st_size
+    assert cos_conns.stats.requests.get("stat", 0) >= 3  # first poke + trigger polls
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_deferrable_sensor_times_out_with_reason(cos_conns: Any) -> None:
+    failures: list[str] = []
+    dag = _sensor_dag("cos_test_deferrable_timeout", failures, cos_path="/never/there.bin", deferrable=True,
+                      timeout=2)
+    started = time.monotonic()
+    run = run_dag(dag)
+    assert task_states(run) == {"wait": "failed"}
+    assert time.monotonic() - started < 30
+    assert failures and ("timed out" in failures[-1].lower() or "timeout" in failures[-1].lower()), failures
+
+
+@pytest.mark.usefixtures("airflow_db")
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_complete_object_with_wrong_sha1_fails(cos_conns: Any, tmp_path: Path, deferrable: bool) -> None:
+    src = make_file(tmp_path / "x.bin", 1000)
+    CosHook().upload_file(str(src), "/m/x.bin")
+    failures: list[str] = []
+    dag = _sensor_dag(f"cos_test_mismatch_{deferrable}", failures, cos_path="/m/x.bin", deferrable=deferrable,
+                      expected_sha1="0" * 40, expected_size=1000, timeout=30)
+    run = run_dag(dag)
+    assert task_states(run) == {"wait": "failed"}
+    assert "does not match" in failures[-1] and "sha1" in failures[-1], failures
+
+
+def test_trigger_reports_errors_as_events(cos_conns: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.airflow.conftest import conn_json
+
+    monkeypatch.setenv("AIRFLOW_CONN_COS_BADKEY", conn_json(cos_conns.url, secret_key="wrong"))
+
+    async def first_event(trigger: CosUploadCompleteTrigger) -> Any:
+        async for event in trigger.run():
+            return event.payload
+        return None
+
+    payload = asyncio.run(first_event(CosUploadCompleteTrigger("/a.bin", cos_conn_id="cos_badkey")))
+    assert payload["status"] == "error" and "stat of /a.bin failed" in payload["message"]
+
+    payload = asyncio.run(first_event(CosUploadCompleteTrigger("/a.bin", poll_interval=0.1,
+                                                               deadline=time.time() + 0.3)))
+    assert payload == {"status": "error", "message": "timed out waiting for /a.bin: still missing"}
