@@ -602,6 +602,8 @@ class CosApp:
     def _new_session(self, ctx: Ctx, path: str, filesize: int, sha: str, insert_only: bool,
                      parts: list[dict[str, Any]] | None) -> SessionState:
         requested = _int_field(ctx.fields, "slice_size", required=False)
+        if requested is not None and requested <= 0:
+            raise ApiError(-61, "slice_size must be positive")
         slice_size = self.settings.answer_slice_size(requested, api_version=ctx.api_version)
         sid = f"{uuid.uuid4()}+{base64.b64encode(uuid.uuid4().bytes[:7]).decode('ascii')}"
         state = SessionState(session=sid, path=path, api_version=ctx.api_version, filesize=filesize,
