@@ -83,10 +83,10 @@ class TransferCoordinator:
             raise CosCancelledError("upload cancelled")
 
     # ---- counters (called by workers)
-    def record_sent(self, payload: int) -> None:
+    def record_sent(self, payload: int, *, slices: int = 1) -> None:
         with self._lock:
             self.bytes_sent += payload
-            self.slices_sent += 1
+            self.slices_sent += slices
 
     def record_retry(self) -> None:
         with self._lock:

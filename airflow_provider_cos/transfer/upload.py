@@ -206,7 +206,7 @@ class FileUpload:
                 raise
             urls = _urls_from_stat(info, self.cos_path)
         assert isinstance(urls, ObjectUrls)
-        self.coord.record_sent(size)
+        self.coord.record_sent(size, slices=0)
         return sha1, _Outcome(urls, instant=False)
 
     # ------------------------------------------------------------------ slice upload
