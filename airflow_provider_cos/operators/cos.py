@@ -190,7 +190,7 @@ class CosSliceUploadOperator(BaseOperator):
 
     def _upload(self, hook: CosHook, cos_path: str, bucket: str, progress: ProgressCallback,
                 checkpoint_store: CheckpointStore) -> UploadResult:
-        where = f"cos://{bucket}{cos_path} (connection {self.cos_conn_id!r})"
+        where = f"cos://{bucket}-{hook.app_id}{cos_path} (connection {self.cos_conn_id!r})"
         try:
             return hook.upload_file(
                 self.local_path, cos_path, bucket, overwrite=self.overwrite, biz_attr=self.biz_attr,

@@ -1,0 +1,176 @@
+"""CosSliceUploadOperator: bad input, resume across Airflow retries, XCom, link, asset, lineage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import pytest
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_cos.emulator import DEMO
+from airflow_provider_cos.hooks.cos import CosHook
+from airflow_provider_cos.operators.cos import CosSliceUploadOperator
+from airflow_provider_cos.transfer import ProgressEvent
+from tests.airflow.conftest import MiB, conn_json, make_file, run_dag, task_states
+
+START = pendulum.datetime(2024, 1, 1, tz="UTC")
+
+
+def _op(**kwargs: Any) -> CosSliceUploadOperator:
+    kwargs.setdefault("task_id", "up")
+    return CosSliceUploadOperator(**kwargs)
+
+
+def _no_upload_happened(emulator: Any) -> None:
+    requests = emulator.stats.requests
+    assert not any(op.startswith("upload") for op in requests), requests
+    assert emulator.stats.slice_bytes == 0
+
+
+@pytest.mark.parametrize(
+    ("local", "cos_path", "message"),
+    [
+        ("missing", "/a.bin", "does not exist"),
+        ("dir", "/a.bin", "is a directory"),
+        ("file", "/folder/", "ends with '/'"),
+        ("file", "/bad*name.bin", "forbidden character"),
+        ("file", "/a//b.bin", "empty segment"),
+        ("unreadable", "/a.bin", "not readable"),
+    ],
+)
+def test_bad_local_input_fails_before_any_request(cos_conns: Any, tmp_path: Path, local: str, cos_path: str,
+                                                  message: str) -> None:
+    path = {"missing": tmp_path / "nope.bin", "dir": tmp_path}.get(local, tmp_path / "f.bin")
+    if local in ("file", "unreadable"):
+        make_file(path, 10)
+    if local == "unreadable":
+        if os.geteuid() == 0:
+            pytest.skip("root can read anything")
+        path.chmod(0)
+    with pytest.raises(AirflowFailException, match=message):
+        _op(local_path=str(path), cos_path=cos_path).execute({})
+    assert cos_conns.stats.requests == {}
+
+
+def test_unknown_bucket_and_bad_credentials_fail_clearly(cos_conns: Any, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    src = make_file(tmp_path / "f.bin", 3 * MiB)
+    with pytest.raises(AirflowFailException, match=r"Bucket 'nosuchbucket' .*does not exist"):
+        _op(local_path=str(src), cos_path="/d/f.bin", bucket="nosuchbucket").execute({})
+    monkeypatch.setenv("AIRFLOW_CONN_COS_BADKEY", conn_json(cos_conns.url, secret_key="wrong"))
+    with pytest.raises(AirflowFailException, match="rejected the credentials"):
+        _op(local_path=str(src), cos_path="/d/f.bin", cos_conn_id="cos_badkey").execute({})
+    with pytest.raises(AirflowFailException, match="bucket name 'Bad_Bucket' is invalid"):
+        _op(local_path=str(src), cos_path="/d/f.bin", bucket="Bad_Bucket").execute({})
+    monkeypatch.setenv("AIRFLOW_CONN_COS_NOAPPID", conn_json(cos_conns.url, app_id=""))
+    with pytest.raises(AirflowFailException, match="'app_id' is required"):
+        _op(local_path=str(src), cos_path="/d/f.bin", cos_conn_id="cos_noappid").execute({})
+    _no_upload_happened(cos_conns)
+    assert CosHook().stat("/d/f.bin") is None
+
+
+def test_overwrite_false_refuses_an_existing_object(cos_conns: Any, tmp_path: Path) -> None:
+    CosHook().upload_file(str(make_file(tmp_path / "old.bin", 1000, seed=1)), "/o/f.bin")
+    src = make_file(tmp_path / "f.bin", 1000, seed=2)  # other content: identical content would be a no-op
+    with pytest.raises(AirflowFailException, match="already exists and overwrite=False"):
+        _op(local_path=str(src), cos_path="/o/f.bin", overwrite=False).execute({})
+
+
+def test_asset_outlet_only_when_static() -> None:
+    op = _op(local_path="/x", cos_path="/a/b.bin", bucket="examplebucket", app_id="1250000000")
+    assert [a.uri for a in op.outlets] == ["cos://examplebucket-1250000000/a/b.bin"]
+    assert _op(local_path="/x", cos_path="/a/{{ ds }}.bin", bucket="examplebucket", app_id=1).outlets == []
+    assert _op(local_path="/x", cos_path="/a/b.bin").outlets == []
+    assert _op(local_path="/x", cos_path="/a/b.bin", bucket="b", app_id="1", emit_asset=False).outlets == []
+
+
+def test_openlineage_is_optional() -> None:
+    op = _op(local_path="/x", cos_path="/a/b.bin")
+    try:
+        import airflow.providers.openlineage  # noqa: F401
+    except ImportError:
+        assert op.get_openlineage_facets_on_complete(None) is None
+    else:  # pragma: no cover - only where the OpenLineage provider is installed
+        lineage = op.get_openlineage_facets_on_complete(None)
+        assert lineage.outputs[0].name == "a/b.bin"
+
+
+class _KilledOnce(CosSliceUploadOperator):
+    """Simulates a task killed mid-upload on try 1: on_kill() fires once ``kill_after`` bytes are stored."""
+
+    kill_after = 0
+
+    def progress_callback(self) -> Any:
+        inner = super().progress_callback()
+        first_try = self.__dict__.setdefault("_first", [True])
+
+        def callback(event: ProgressEvent) -> None:
+            inner(event)
+            if first_try[0] and event.bytes_done >= self.kill_after:
+                first_try[0] = False
+                self.on_kill()
+
+        return callback
+
+    def execute(self, context: Any) -> str:
+        type(self).tries = getattr(type(self), "tries", 0) + 1
+        if type(self).tries > 1:
+            self.__dict__["_first"] = [False]
+        return super().execute(context)
+
+
+@pytest.mark.usefixtures("airflow_db")
+@pytest.mark.parametrize("conn_id", ["cos_default", "cos_v2"])
+def test_retry_resumes_the_upload(cos_conns: Any, tmp_path: Path, conn_id: str,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    local_checkpoints = tmp_path / "local-checkpoints"
+    monkeypatch.setenv("COS_CHECKPOINT_DIR", str(local_checkpoints))
+    size = 6 * MiB
+    src = make_file(tmp_path / "big.bin", size, seed=11)
+    _KilledOnce.tries = 0
+    _KilledOnce.kill_after = 3 * MiB
+    with DAG(f"cos_test_resume_{conn_id}", schedule=None, start_date=START, catchup=False) as dag:
+        _KilledOnce(task_id="upload", cos_conn_id=conn_id, local_path=str(src), cos_path="/resume/big.bin",
+                    max_workers=1, retries=1, retry_delay=pendulum.duration(seconds=0))
+    run = run_dag(dag)
+    assert task_states(run) == {"upload": "success"}
+    ti = run.get_task_instances()[0]
+    assert ti.try_number == 2 and _KilledOnce.tries == 2
+    assert ti.xcom_pull(task_ids="upload") == f"/{DEMO.appid}/{DEMO.bucket}/resume/big.bin"
+    # The server received each byte about once: try 2 sent only what try 1 had not stored.
+    total = cos_conns.stats.slice_bytes
+    assert size <= total <= size + MiB, total
+    assert not local_checkpoints.exists()  # resume state went through context["task_state_store"]
+    stat = CosHook(conn_id).stat("/resume/big.bin")
+    assert stat is not None and stat["complete"] and int(stat["filesize"]) == size
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_xcom_link_and_asset_event(cos_conns: Any, tmp_path: Path) -> None:
+    from airflow_provider_cos.links import CosObjectLink
+
+    src = make_file(tmp_path / "s.bin", 1500)
+    with DAG("cos_test_xcom", schedule=None, start_date=START, catchup=False) as dag:
+        CosSliceUploadOperator(task_id="upload", local_path=str(src), cos_path="/x/s.bin", bucket=DEMO.bucket,
+                               app_id=DEMO.appid)
+    run = run_dag(dag)
+    assert task_states(run) == {"upload": "success"}
+    ti = run.get_task_instances()[0]
+    values = {key: ti.xcom_pull(task_ids="upload", key=key)
+              for key in ("return_value", "access_url", "source_url", "url", "sha1", "size", "instant")}
+    assert values["return_value"] == f"/{DEMO.appid}/{DEMO.bucket}/x/s.bin"
+    assert values["size"] == 1500 and len(values["sha1"]) == 40 and values["instant"] is False
+    assert values["access_url"] and values["source_url"] and values["url"]
+    assert ti.xcom_pull(task_ids="upload", key=CosObjectLink().xcom_key) == values["access_url"]
+
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_dag_id == "cos_test_xcom")).all()
+        assert [e.extra["resource_path"] for e in events] == [values["return_value"]]
