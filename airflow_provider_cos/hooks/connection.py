@@ -165,10 +165,10 @@ def form_widgets() -> dict[str, Any]:
     with an ``any_of`` validator and numbers become text fields parsed by :class:`CosConnectionConfig`.
     Imports WTForms lazily: it is only present where the old Flask UI is.
     """
-    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # type: ignore[import-not-found]
-    from flask_babel import lazy_gettext  # type: ignore[import-not-found]
-    from wtforms import IntegerField, StringField  # type: ignore[import-not-found]
-    from wtforms.validators import NumberRange, Optional, any_of  # type: ignore[import-not-found]
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import IntegerField, StringField
+    from wtforms.validators import NumberRange, Optional, any_of
 
     widgets: dict[str, Any] = {}
     for f in EXTRA_FIELDS:

@@ -28,6 +28,7 @@ from airflow_provider_cos.protocol.paths import normalize_file_path, validate_ap
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.sdk.types import JsonValue  # type: ignore[attr-defined]
 
     from airflow_provider_cos.transfer import CheckpointStore, ProgressCallback, UploadResult
 
@@ -150,7 +151,7 @@ class CosSliceUploadOperator(BaseOperator):
         return cos_path
 
     def checkpoint_store(self, context: Context) -> CheckpointStore:
-        store = context.get("task_state_store")  # type: ignore[misc]
+        store = context.get("task_state_store")
         if store is not None:
             return TaskStateCheckpointStore(store)
         from airflow_provider_cos.transfer import LocalCheckpointStore
@@ -222,7 +223,8 @@ class CosSliceUploadOperator(BaseOperator):
         for key in XCOM_KEYS:
             ti.xcom_push(key=key, value=getattr(result, key))
         CosObjectLink.persist(context, result.access_url or result.url)
-        extra = {"resource_path": result.resource_path, "sha1": result.sha1, "size": result.size}
+        extra: dict[str, JsonValue] = {"resource_path": result.resource_path, "sha1": result.sha1,
+                                       "size": result.size}
         for outlet in self.outlets or ():
             if isinstance(outlet, Asset) and outlet.uri == asset_uri:
                 context["outlet_events"][outlet].extra.update(extra)

@@ -13,6 +13,10 @@ from airflow_provider_cos.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_cos.protocol.errors import CosError
 
 
+def _event(payload: dict[str, Any]) -> TriggerEvent:
+    return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+
 class CosUploadCompleteTrigger(BaseTrigger):
     """Fire when ``cos_path`` exists and ``filelen == filesize``.
 
@@ -32,7 +36,7 @@ class CosUploadCompleteTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         deadline: float | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.cos_path = cos_path
         self.bucket = bucket
         self.cos_conn_id = cos_conn_id
@@ -61,22 +65,22 @@ class CosUploadCompleteTrigger(BaseTrigger):
                     stat = await asyncio.to_thread(hook.stat, self.cos_path, self.bucket)
                 except CosError as exc:
                     if not exc.retryable:
-                        yield TriggerEvent({"status": "error", "message": f"stat of {self.cos_path} failed: {exc}"})
+                        yield _event({"status": "error", "message": f"stat of {self.cos_path} failed: {exc}"})
                         return
                     self.log.warning("stat of %s failed, polling again: %s", self.cos_path, exc)
                     stat = None
                 except Exception as exc:
-                    yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
+                    yield _event({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
                     return
                 if stat is not None and stat.get("complete"):
-                    yield TriggerEvent({"status": "success", "stat": stat})
+                    yield _event({"status": "success", "stat": stat})
                     return
                 if stat is not None:
                     self.log.info("%s: %s of %s bytes stored", self.cos_path, stat.get("filelen"), stat.get("filesize"))
                 if self.deadline is not None and time.time() >= self.deadline:
                     state = "missing" if stat is None else f"incomplete ({stat.get('filelen')}/{stat.get('filesize')})"
-                    yield TriggerEvent({"status": "error",
-                                        "message": f"timed out waiting for {self.cos_path}: still {state}"})
+                    message = f"timed out waiting for {self.cos_path}: still {state}"
+                    yield _event({"status": "error", "message": message})
                     return
                 await asyncio.sleep(self.poll_interval)
         finally:
