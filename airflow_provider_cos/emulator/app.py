@@ -13,6 +13,7 @@ import binascii
 import json
 import logging
 import re
+import shutil
 import threading
 import time
 import uuid
@@ -160,8 +161,10 @@ class CosApp:
     ) -> None:
         self.tmp_dir = data_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in self.tmp_dir.iterdir():
-            if leftover.is_file():
+        for leftover in self.tmp_dir.iterdir():  # spool files and discarded sessions of a previous run
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
                 leftover.unlink(missing_ok=True)
         self.settings = settings
         self.faults = faults

@@ -54,7 +54,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.track(self.connection, add=False)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
+        log.debug("%s - %s", self.address_string(), redact(format % args))
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # our own access log line is written in _serve

@@ -56,3 +56,11 @@ def test_cli_defaults_use_demo_credentials() -> None:
         assert client.stat("/demo.txt").sha
     finally:
         _stop(proc)
+
+
+def test_emulator_imports_neither_transfer_nor_airflow() -> None:
+    code = ("import sys, airflow_provider_cos.emulator, airflow_provider_cos.emulator.__main__\n"
+            "bad = [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')"
+            " or m.startswith('airflow_provider_cos.transfer')]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
