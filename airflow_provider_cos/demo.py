@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     if not env.get("AIRFLOW_HOME"):
         env["AIRFLOW_HOME"] = str(scratch / "airflow_home")
+        os.environ["AIRFLOW_HOME"] = env["AIRFLOW_HOME"]  # should anything in this process import airflow
         print(f"AIRFLOW_HOME={env['AIRFLOW_HOME']} (temporary)")
     dags_folder = Path(env.get("COS_DEMO_DAGS_FOLDER", REPO_DAGS))
     if not (dags_folder / "example_cos_slice_upload.py").exists():
