@@ -73,6 +73,41 @@ def test_hook_form_widgets_match_conn_fields() -> None:
     assert list(widgets) == list(get_provider_info()["connection-types"][0]["conn-fields"])
 
 
+def test_hook_form_widgets_with_stub_wtforms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the old Flask UI is absent, exercise the widget builder with stand-ins for WTForms."""
+    import types
+
+    class Field:
+        def __init__(self, label: str, validators: list | None = None, **kwargs: object) -> None:
+            self.label, self.validators, self.kwargs = label, validators or [], kwargs
+
+    class IntegerField(Field):
+        pass
+
+    class StringField(Field):
+        pass
+
+    stubs = {
+        "flask_appbuilder": types.ModuleType("flask_appbuilder"),
+        "flask_appbuilder.fieldwidgets": types.SimpleNamespace(BS3TextFieldWidget=lambda: "widget"),
+        "flask_babel": types.SimpleNamespace(lazy_gettext=lambda text: text),
+        "wtforms": types.SimpleNamespace(IntegerField=IntegerField, StringField=StringField),
+        "wtforms.validators": types.SimpleNamespace(NumberRange=lambda **kw: ("range", kw),
+                                                    Optional=lambda: "optional",
+                                                    any_of=lambda values: ("any_of", tuple(values))),
+    }
+    for name, module in stubs.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    widgets = CosHook.get_connection_form_widgets()
+    conn_fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    assert list(widgets) == list(conn_fields)
+    for name, widget in widgets.items():
+        assert widget.label == conn_fields[name]["label"]
+        assert widget.kwargs["default"] == conn_fields[name]["schema"].get("default")
+        assert isinstance(widget, IntegerField) == (conn_fields[name]["schema"]["type"] == ["integer", "null"])
+    assert ("any_of", ("v1", "v2")) in widgets["api_version"].validators
+
+
 def test_providers_manager_loads_the_form() -> None:
     from airflow.providers_manager import ProvidersManager
 

@@ -40,6 +40,7 @@ def _no_upload_happened(emulator: Any) -> None:
         ("file", "/bad*name.bin", "forbidden character"),
         ("file", "/a//b.bin", "empty segment"),
         ("unreadable", "/a.bin", "not readable"),
+        ("fifo", "/a.bin", "not a regular file"),
     ],
 )
 def test_bad_local_input_fails_before_any_request(cos_conns: Any, tmp_path: Path, local: str, cos_path: str,
@@ -47,6 +48,9 @@ def test_bad_local_input_fails_before_any_request(cos_conns: Any, tmp_path: Path
     path = {"missing": tmp_path / "nope.bin", "dir": tmp_path}.get(local, tmp_path / "f.bin")
     if local in ("file", "unreadable"):
         make_file(path, 10)
+    if local == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
     if local == "unreadable":
         if os.geteuid() == 0:
             pytest.skip("root can read anything")
