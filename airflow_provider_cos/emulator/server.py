@@ -22,10 +22,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from airflow_provider_cos.emulator.app import CosApp, DropConnection, Exchange, Reply, error_reply
+from airflow_provider_cos.emulator.app import CosApp
 from airflow_provider_cos.emulator.config import DEMO, BucketConfig, EmulatorSettings
 from airflow_provider_cos.emulator.faults import EmulatorStats, FaultBook, FaultRule, StatsCounter
 from airflow_provider_cos.emulator.httpio import BodyReader
+from airflow_provider_cos.emulator.replies import DropConnection, Exchange, Reply, error_reply
 
 log = logging.getLogger("airflow_provider_cos.emulator")
 _SIGN_RE = re.compile(r"([?&]sign=)[^&]*", re.IGNORECASE)

@@ -110,6 +110,10 @@ def test_path_filter_and_v1_alias(emulator: CosEmulator) -> None:
         v1.put_slice("/t.bin", res.session, 0, data[:MiB])
     v1.put_slice("/t.bin", res.session, 0, data[:MiB])
     assert len(emulator.faults) == 1
+    emulator.add_fault(FaultRule(op="upload_slice_init", code=-71))
+    with pytest.raises(CosThrottledError):
+        v1.init("/t.bin", data, session=res.session)
+    assert v1.init("/t.bin", data, session=res.session).offset == MiB
     emulator.clear_faults()
     assert emulator.faults == []
 

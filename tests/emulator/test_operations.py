@@ -252,3 +252,13 @@ def test_json_control_bodies_and_stats(emulator: CosEmulator) -> None:
 def test_invalid_requests_are_not_retryable(client: Client) -> None:
     with pytest.raises(CosInvalidRequestError):
         client.data_of(CosRequest("list", "GET", "/", query=(("op", "list"), ("num", "abc"))))
+
+
+def test_op_in_query_string_for_post(emulator: CosEmulator) -> None:
+    client = Client(emulator.url, "v2")
+    form = encode_form([("sha", sha1(b"q-body"))], "filecontent")
+    resp = client.http.post(client.target.url("/q.txt") + "?op=upload", data=form.body(b"q-body"), timeout=10,
+                            headers={"Authorization": client.signer.multi(DEMO.appid, DEMO.bucket),
+                                     "Content-Type": form.content_type})
+    assert resp.json()["code"] == 0, resp.text
+    assert stored_bytes(emulator.data_dir, "/q.txt") == b"q-body"

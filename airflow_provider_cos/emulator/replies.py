@@ -1,0 +1,78 @@
+"""What the emulator answers: :class:`Reply` bytes, the COS envelope, and the request-level exceptions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any
+
+from airflow_provider_cos.emulator.httpio import BodyReader
+from airflow_provider_cos.protocol.errors import spec_for_code
+
+
+class ApiError(Exception):
+    """An error answer: COS ``code`` (from the table) and an optional HTTP status override."""
+
+    def __init__(self, code: int, detail: str = "", *, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+class DropConnection(Exception):
+    """Close the socket without answering (fault injection)."""
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    close: bool = False
+
+    def to_bytes(self, *, keep_alive: bool) -> bytes:
+        reason = _REASONS.get(self.status, "Status")
+        head = (
+            f"HTTP/1.1 {self.status} {reason}\r\n"
+            f"Server: cos-emulator\r\nDate: {formatdate(usegmt=True)}\r\n"
+            f"Content-Type: {self.content_type}\r\nContent-Length: {len(self.body)}\r\n"
+            f"Connection: {'keep-alive' if keep_alive and not self.close else 'close'}\r\n\r\n"
+        )
+        return head.encode("latin-1") + self.body
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+            504: "Gateway Timeout", 429: "Too Many Requests"}
+
+
+def envelope(code: int, message: str, data: Mapping[str, Any] | None = None, *, status: int = 200) -> Reply:
+    body = json.dumps({"code": code, "message": message, "data": dict(data or {})}, ensure_ascii=False,
+                      separators=(",", ":"))
+    return Reply(status, body.encode("utf-8"))
+
+
+def ok(data: Mapping[str, Any] | None = None) -> Reply:
+    return envelope(0, "SUCCESS", data)
+
+
+def error_reply(code: int, detail: str = "", *, status: int | None = None) -> Reply:
+    try:
+        spec = spec_for_code(code)
+        name, http_status = spec.name, spec.http_status
+    except KeyError:
+        name, http_status = f"ERROR_{abs(code)}", 400
+    return envelope(code, name, {"detail": detail} if detail else None, status=status or http_status)
+
+
+@dataclass
+class Exchange:
+    """One HTTP request as the app sees it."""
+
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    reader: BodyReader
