@@ -1,8 +1,8 @@
-"""Operator extra link: the uploaded object's URL, stored in XCom by the operator at run time."""
+"""Operator extra link: the uploaded object's URL."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseOperatorLink
 
@@ -12,21 +12,24 @@ if TYPE_CHECKING:
 
 
 class CosObjectLink(BaseOperatorLink):
-    """"COS object" button: ``access_url`` of the object (``url`` when the server gave no access_url).
+    """"COS object" button: the object's ``access_url`` (``url`` when the server gave no access_url).
 
-    The operator pushes the link under :attr:`xcom_key`; Airflow 3's API server reads that XCom directly
-    (serialized operators keep only the link's name and key).
+    Airflow 3 calls :meth:`get_link` when the task finishes, on the operator that ran, and stores the
+    answer in XCom under :attr:`xcom_key`, where the UI reads it. The operator keeps the URL of its
+    upload in ``object_url``; for an operator that did not run here (older UIs) the URL comes from the
+    task's ``access_url``/``url`` XComs.
     """
 
     name = "COS object"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        url = getattr(operator, "object_url", None)
+        if url or getattr(operator, "executed", False):
+            return str(url or "")  # the operator that ran: no XCom lookup (none exists after a failure)
         from airflow.sdk.execution_time.xcom import XCom
 
-        value = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
-        return str(value) if value else ""
-
-    @classmethod
-    def persist(cls, context: Any, url: str | None) -> None:
-        if url:
-            context["ti"].xcom_push(key=cls().xcom_key, value=url)
+        for key in ("access_url", "url"):
+            value = XCom.get_value(ti_key=ti_key, key=key)
+            if value:
+                return str(value)
+        return ""

@@ -104,6 +104,8 @@ class CosSliceUploadOperator(BaseOperator):
         self.verify = verify
         self.app_id = None if app_id is None else str(app_id)
         self.progress_interval = progress_interval
+        self.executed = False  # set when execute() starts; read by CosObjectLink
+        self.object_url: str | None = None
 
     @staticmethod
     def static_asset_uri(app_id: str | int, bucket: str, cos_path: str) -> str | None:
@@ -166,6 +168,7 @@ class CosSliceUploadOperator(BaseOperator):
         return LoggingProgress(self.log, min_interval=self.progress_interval)  # type: ignore[arg-type]
 
     def execute(self, context: Context) -> str:
+        self.executed = True
         cos_path = self.validate_local_inputs()
         hook = self.hook
         try:
@@ -222,7 +225,7 @@ class CosSliceUploadOperator(BaseOperator):
         ti = context["ti"]
         for key in XCOM_KEYS:
             ti.xcom_push(key=key, value=getattr(result, key))
-        CosObjectLink.persist(context, result.access_url or result.url)
+        self.object_url = result.access_url or result.url
         extra: dict[str, JsonValue] = {"resource_path": result.resource_path, "sha1": result.sha1,
                                        "size": result.size}
         for outlet in self.outlets or ():
