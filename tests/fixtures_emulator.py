@@ -3,7 +3,8 @@
 Use from any test package with ``pytest_plugins = ["tests.fixtures_emulator"]`` (root conftest) or by
 importing the fixtures. ``emulator``: one started :class:`CosEmulator` with the DEMO credentials.
 ``emulator_factory(**kwargs)``: start more (each stopped at teardown); ``data_dir`` defaults to a fresh
-temporary directory.
+temporary directory. Teardown fails if an emulator answered an HTTP 500 caused by a bug of its own
+(``stats.internal_errors``; injected faults do not count).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def emulator_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Calla
     yield make
     for emu in started:
         emu.close()
+    bugs = [emu.url for emu in started if emu.stats.internal_errors]
+    assert not bugs, f"the emulator answered HTTP 500 because of a bug (see the log): {bugs}"
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ class CosApp(CosOperations):
                 query_fields.setdefault(key.lower(), value)
         match = _ROUTE.match(raw_path)
         if not match:
-            raise ApiError(-180, "URL is not /files/v1|v2/<appid>/<bucket>/<path>", status=404)
+            raise ApiError(-180, "URL is not /files/v1|v2/<appid>/<bucket>/<path>")
         api_version, appid, bucket_name, raw_obj = match.groups()
         entry = self._buckets.get((appid, bucket_name))
         if entry is None:

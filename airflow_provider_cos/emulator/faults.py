@@ -115,12 +115,14 @@ class FaultBook:
 
 @dataclass(frozen=True)
 class EmulatorStats:
-    """A snapshot of the counters: requests per op, slice payload bytes, completed objects, fired faults."""
+    """A snapshot of the counters: requests per op, slice payload bytes, completed objects, fired faults,
+    and ``internal_errors`` (HTTP 500 answers caused by an emulator bug; always 0 unless there is one)."""
 
     requests: dict[str, int] = field(default_factory=dict)
     slice_bytes: int = 0
     objects_completed: int = 0
     faults_fired: int = 0
+    internal_errors: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,6 +141,7 @@ class StatsCounter:
             self._slice_bytes = 0
             self._completed = 0
             self._faults = 0
+            self._internal = 0
 
     def request(self, op: str) -> None:
         with self._lock:
@@ -156,6 +159,11 @@ class StatsCounter:
         with self._lock:
             self._faults += 1
 
+    def internal_error(self) -> None:
+        with self._lock:
+            self._internal += 1
+
     def snapshot(self) -> EmulatorStats:
         with self._lock:
-            return EmulatorStats(dict(self._requests), self._slice_bytes, self._completed, self._faults)
+            return EmulatorStats(dict(self._requests), self._slice_bytes, self._completed, self._faults,
+                                 self._internal)

@@ -101,6 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except Exception:
             log.exception("emulator bug while serving %s %s", self.command, redact(self.path))
+            self.server.app.stats.internal_error()
             reply = error_reply(-181, "internal emulator error", status=500)
         close = reply.close
         if not reader.exhausted and not reader.drain():

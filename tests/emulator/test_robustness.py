@@ -164,12 +164,12 @@ def test_keep_alive_and_no_nagle_stall(v2: Client) -> None:
         resp = v2.send(req)
         assert resp.status_code == 200
     per_request = (time.monotonic() - started) / 50
-    assert per_request < 0.02, per_request  # a 40 ms delayed-ACK stall would show here
+    assert per_request < 0.03, per_request  # a 40 ms delayed-ACK stall would show here
     data = payload(MiB)
     started = time.monotonic()
     for i in range(10):
         v2.upload(f"/d/p{i}", data)
-    assert (time.monotonic() - started) / 10 < 0.1
+    assert (time.monotonic() - started) / 10 < 0.2
 
 
 def test_access_log_has_no_secrets(v2: Client, caplog: pytest.LogCaptureFixture) -> None:
