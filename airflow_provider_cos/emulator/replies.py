@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any
 
 from airflow_provider_cos.emulator.httpio import BodyReader
@@ -34,7 +35,10 @@ class Reply:
     close: bool = False
 
     def to_bytes(self, *, keep_alive: bool) -> bytes:
-        reason = _REASONS.get(self.status, "Status")
+        try:
+            reason = HTTPStatus(self.status).phrase
+        except ValueError:
+            reason = "Status"
         head = (
             f"HTTP/1.1 {self.status} {reason}\r\n"
             f"Server: cos-emulator\r\nDate: {formatdate(usegmt=True)}\r\n"
@@ -43,10 +47,6 @@ class Reply:
         )
         return head.encode("latin-1") + self.body
 
-
-_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-            504: "Gateway Timeout", 429: "Too Many Requests"}
 
 
 def envelope(code: int, message: str, data: Mapping[str, Any] | None = None, *, status: int = 200) -> Reply:

@@ -26,7 +26,7 @@ from airflow_provider_cos.emulator.app import CosApp
 from airflow_provider_cos.emulator.config import DEMO, BucketConfig, EmulatorSettings
 from airflow_provider_cos.emulator.faults import EmulatorStats, FaultBook, FaultRule, StatsCounter
 from airflow_provider_cos.emulator.httpio import BodyReader
-from airflow_provider_cos.emulator.replies import DropConnection, Exchange, Reply, error_reply
+from airflow_provider_cos.emulator.replies import DropConnection, Exchange, Reply, envelope, error_reply
 
 log = logging.getLogger("airflow_provider_cos.emulator")
 _SIGN_RE = re.compile(r"([?&]sign=)[^&]*", re.IGNORECASE)
@@ -59,6 +59,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # our own access log line is written in _serve
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors found by the stdlib parser (bad request line, huge headers, ...) as a COS envelope."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        reply = envelope(-61, "ERROR_CGI_PARAM_INVALID", {"detail": message or ""}, status=code)
+        self._send(reply, close=True)
 
     def do_GET(self) -> None:
         self._serve()
