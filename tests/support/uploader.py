@@ -20,6 +20,17 @@ from airflow_provider_cos.protocol.signing import Credentials
 from airflow_provider_cos.transfer import CosClient, LocalCheckpointStore, RetryPolicy, TransferConfig
 
 
+def _vmhwm_kib() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
@@ -48,7 +59,8 @@ def main(argv: list[str]) -> int:
     out = result.as_dict()
     if args.tracemalloc:
         out["peak_traced"] = tracemalloc.get_traced_memory()[1]
-    out["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # may be inherited across exec
+    out["vmhwm_kib"] = _vmhwm_kib()  # this process's own peak RSS (Linux)
     print(json.dumps(out), flush=True)
     return 0
 
