@@ -26,10 +26,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -221,7 +219,7 @@ def our_hash(path: Path, parts: int | None) -> float:
 
 
 def best(fn: Any, reps: int) -> float:
-    return min(fn() for _ in range(reps))
+    return float(min(fn() for _ in range(reps)))
 
 
 def rss_child(url: str, path: Path, cos_path: str) -> int:
@@ -237,7 +235,7 @@ def qcloud_upload(url: str, path: Path, name: str) -> float:
     from qcloud_cos_py3 import CosBucket
 
     bucket = CosBucket(int(DEMO.appid), DEMO.secret_id, DEMO.secret_key, DEMO.bucket, region="gz")
-    bucket._format_url = lambda pattern, **extra: (url + pattern).format(  # type: ignore[method-assign]
+    bucket._format_url = lambda pattern, **extra: (url + pattern).format(
         **bucket.config._asdict(), **extra)
     t0 = time.perf_counter()
     r = bucket.upload_slice_file(str(path), MiB, name, dir_name=None)
@@ -404,5 +402,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--discard-server":
         discard_server_main(sys.argv[2])
         sys.exit(0)
-    _ = replace, threading  # keep imports used by type checkers of older versions
     sys.exit(main())
