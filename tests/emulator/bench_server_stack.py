@@ -12,7 +12,6 @@ emulator itself (upload_slice_data of 1 MiB, which also spools to disk and verif
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -95,8 +94,6 @@ def _bench(url: str, *, n_big: int = 150, n_small: int = 300) -> tuple[float, fl
 
 
 def _bench_emulator(n_big: int = 150, n_small: int = 300) -> tuple[float, float]:
-    from airflow_provider_cos.emulator import CosEmulator
-    from airflow_provider_cos.protocol.sha1parts import slice_bounds  # noqa: F401
     from tests.emulator.client import Client
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,7 +120,6 @@ def _bench_emulator(n_big: int = 150, n_small: int = 300) -> tuple[float, float]
         finally:
             proc.terminate()
             proc.wait()
-    del CosEmulator
     return big_rate, small_rate
 
 
@@ -143,7 +139,6 @@ def main() -> None:
     rows.append(("emulator (v2 upload_slice_data / stat)", *_bench_emulator()))
     for name, big, small in rows:
         print(f"{name:50s} {big:8.1f} x 1 MiB POST/s ({big:6.0f} MiB/s)  {small:8.1f} small GET/s")
-    socket.setdefaulttimeout(None)
 
 
 if __name__ == "__main__":
