@@ -67,7 +67,6 @@ def _int_field(fields: Mapping[str, str], name: str, *, required: bool = True, d
     return int(text)
 
 
-
 class CosOperations:
     """Operation handlers; the host class provides ``settings``, ``stats`` and ``_base_url``."""
 
