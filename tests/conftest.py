@@ -8,4 +8,5 @@ import tempfile
 _home = os.environ.get("COS_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="cos-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _home
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.path.dirname(os.path.dirname(__file__)), "example_dags"))
+_repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(_repo, "example_dags"))
