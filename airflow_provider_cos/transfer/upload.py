@@ -204,7 +204,7 @@ class FileUpload:
             info = self._stat(self.cos_path, self.target) if retried else None
             if info is None or not info.sha or info.sha.split("_")[0].lower() != sha1:
                 raise
-            urls = _urls_from_stat(info, self.cos_path)
+            urls = _urls_from_stat(info, self.target, self.cos_path)
         assert isinstance(urls, ObjectUrls)
         self.coord.record_sent(size, slices=0)
         return sha1, _Outcome(urls, instant=False)
@@ -411,9 +411,10 @@ class FileUpload:
                               path=self.cos_path)
 
 
-def _urls_from_stat(info: StatInfo, cos_path: str) -> ObjectUrls:
-    return ObjectUrls(resource_path=cos_path, access_url=info.access_url or "", source_url=info.source_url or "",
-                      url="")
+def _urls_from_stat(info: StatInfo, target: CosTarget, cos_path: str) -> ObjectUrls:
+    """The object's URLs when only a ``stat`` answer is at hand (same forms as an upload answer)."""
+    return ObjectUrls(resource_path=f"/{target.appid}/{target.bucket}{cos_path}", access_url=info.access_url or "",
+                      source_url=info.source_url or "", url=target.url(cos_path))
 
 
 def with_bucket(target: CosTarget, bucket: str | None) -> CosTarget:
