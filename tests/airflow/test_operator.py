@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,15 +93,21 @@ def test_asset_outlet_only_when_static() -> None:
     assert _op(local_path="/x", cos_path="/a/b.bin", bucket="b", app_id="1", emit_asset=False).outlets == []
 
 
-def test_openlineage_is_optional() -> None:
+def test_openlineage_facets_when_the_provider_is_installed(cos_conns: Any) -> None:
+    pytest.importorskip("airflow.providers.openlineage")  # a dev dependency: installed in the test env
+    op = _op(local_path="/data/x.bin", cos_path="/a/b.bin")
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("cos://examplebucket-1250000000", "a/b.bin")]
+    assert lineage.inputs[0].name == "/data/x.bin"
+    assert lineage.inputs[0].namespace.startswith("file://")
+
+
+def test_openlineage_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the OpenLineage provider (import fails) the operator still works and reports no lineage.
+    monkeypatch.setitem(sys.modules, "airflow.providers.openlineage.extractors", None)
     op = _op(local_path="/x", cos_path="/a/b.bin")
-    try:
-        import airflow.providers.openlineage  # noqa: F401
-    except ImportError:
-        assert op.get_openlineage_facets_on_complete(None) is None
-    else:  # pragma: no cover - only where the OpenLineage provider is installed
-        lineage = op.get_openlineage_facets_on_complete(None)
-        assert lineage.outputs[0].name == "a/b.bin"
+    assert op.get_openlineage_facets_on_complete(None) is None
+    assert op.get_openlineage_facets_on_start() is None
 
 
 class _KilledOnce(CosSliceUploadOperator):
