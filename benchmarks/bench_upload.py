@@ -244,6 +244,58 @@ def qcloud_upload(url: str, path: Path, name: str) -> float:
     return elapsed
 
 
+def measure_ingest(fig: dict[str, Any], work: Path, src: Path, url: str, size: int, reps: int) -> None:
+    """#2 alone (``--only-ingest``): bare v2 POSTs into the emulator (incl. finish) vs the discard server."""
+    c = client_for(url, "v2")
+    fig["e2e"] = {"v2": {"bare_s": best(lambda: bare_ceiling(url, "v2", src, "/bench/bare-v2.bin",
+                                                             TransferConfig().max_workers, MiB, c), reps)}}
+    c.close()
+    measure_discard(fig, work, src, size, reps)
+
+
+def measure_instant(fig: dict[str, Any], src: Path, url: str, reps: int, setup: CosClient) -> None:
+    """#5 alone (``--only-instant``), also run by :func:`measure_speed`."""
+    t_sha = best(lambda: plain_sha1(src)[1], reps + 1)
+    c = client_for(url, "v1")
+    c.upload_file(str(src), "/bench/stored.bin")
+    inst = []
+    for i in range(reps + 1):
+        r = c.upload_file(str(src), f"/bench/instant{i}.bin")
+        assert r.instant
+        inst.append(r.elapsed)
+    c.close()
+    fig["instant"] = {"instant_s": min(inst), "sha1_s": t_sha, "ratio": min(inst) / t_sha}
+    print(f"5. instant upload {min(inst):.2f}s vs SHA-1 {t_sha:.2f}s -> ratio {min(inst) / t_sha:.2f}",
+          flush=True)
+    setup.delete("/bench/stored.bin")
+    for i in range(reps + 1):
+        setup.delete(f"/bench/instant{i}.bin")
+
+
+def measure_discard(fig: dict[str, Any], work: Path, src: Path, size: int, reps: int) -> None:
+    workers = TransferConfig().max_workers
+    port_file = work / "discard.port"
+    discard = subprocess.Popen([sys.executable, __file__, "--discard-server", str(port_file)], cwd=ROOT,
+                               text=True)
+    for _ in range(100):
+        if port_file.exists() and port_file.read_text():
+            break
+        time.sleep(0.05)
+    durl = f"http://127.0.0.1:{port_file.read_text()}"
+    reqs = prebuilt_slices(durl, "v2", src, "/bench/discard.bin", MiB, "s")
+    try:
+        t_discard = best(lambda: post_all(reqs, workers, final_last=False), reps)
+    finally:
+        reqs.clear()
+        discard.terminate()
+        discard.wait(timeout=10)
+    t_emu = fig["e2e"]["v2"]["bare_s"]
+    fig["ingest"] = {"emulator_MBps": size / t_emu / 1e6, "discard_MBps": size / t_discard / 1e6,
+                     "ratio": t_discard / t_emu}
+    print(f"2. emulator ingest {size / t_emu / 1e6:.0f} MB/s vs discard server {size / t_discard / 1e6:.0f} "
+          f"MB/s -> ratio {t_discard / t_emu:.2f}", flush=True)
+
+
 def measure_speed(fig: dict[str, Any], work: Path, src: Path, url: str, size: int, reps: int,
                   setup: CosClient) -> None:
     # 3. hash pass
@@ -296,44 +348,12 @@ def measure_speed(fig: dict[str, Any], work: Path, src: Path, url: str, size: in
               f"{min(hash_s):.2f}s; end-to-end ratio {ceiling / min(total):.2f}", flush=True)
 
     # 2. emulator vs a discarding server (same pre-built bodies, same concurrency)
-    port_file = work / "discard.port"
-    discard = subprocess.Popen([sys.executable, __file__, "--discard-server", str(port_file)], cwd=ROOT,
-                               text=True)
-    for _ in range(100):
-        if port_file.exists() and port_file.read_text():
-            break
-        time.sleep(0.05)
-    durl = f"http://127.0.0.1:{port_file.read_text()}"
-    reqs = prebuilt_slices(durl, "v2", src, "/bench/discard.bin", MiB, "s")
-    try:
-        t_discard = best(lambda: post_all(reqs, workers, final_last=False), reps)
-    finally:
-        reqs.clear()
-        discard.terminate()
-        discard.wait(timeout=10)
-    t_emu = fig["e2e"]["v2"]["bare_s"]
-    fig["ingest"] = {"emulator_MBps": size / t_emu / 1e6, "discard_MBps": size / t_discard / 1e6,
-                     "ratio": t_discard / t_emu}
-    print(f"2. emulator ingest {size / t_emu / 1e6:.0f} MB/s vs discard server {size / t_discard / 1e6:.0f} "
-          f"MB/s -> ratio {t_discard / t_emu:.2f}", flush=True)
+    measure_discard(fig, work, src, size, reps)
 
     # 5. instant upload of a stored file
-    c = client_for(url, "v1")
-    c.upload_file(str(src), "/bench/stored.bin")
-    inst = []
-    for i in range(reps + 1):
-        r = c.upload_file(str(src), f"/bench/instant{i}.bin")
-        assert r.instant
-        inst.append(r.elapsed)
-    c.close()
-    fig["instant"] = {"instant_s": min(inst), "sha1_s": t_sha, "ratio": min(inst) / t_sha}
-    print(f"5. instant upload {min(inst):.2f}s vs SHA-1 {t_sha:.2f}s -> ratio {min(inst) / t_sha:.2f}",
-          flush=True)
+    measure_instant(fig, src, url, reps, setup)
 
     # 6. qcloud-cos-py3
-    setup.delete("/bench/stored.bin")
-    for i in range(reps + 1):
-        setup.delete(f"/bench/instant{i}.bin")
     t_q = qcloud_upload(url, src, "qcloud.bin")
     c = client_for(url, "v2")
     setup.delete("/qcloud.bin")
@@ -353,6 +373,8 @@ def main() -> int:
     ap.add_argument("--workdir", default="/tmp")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--only-rss", action="store_true")
+    ap.add_argument("--only-ingest", action="store_true", help="only #2 (emulator vs discard server)")
+    ap.add_argument("--only-instant", action="store_true", help="only #5 (instant upload)")
     args = ap.parse_args()
     size = parse_size(args.size) if args.size else (256 * MiB if args.quick else 1024 * MiB)
     reps = 1 if args.quick else 2
@@ -372,10 +394,15 @@ def main() -> int:
 
         if args.only_rss:
             src.unlink(missing_ok=True)
-        if not args.only_rss:
+        only = args.only_ingest or args.only_instant
+        if args.only_ingest:
+            measure_ingest(fig, work, src, url, size, reps)
+        if args.only_instant:
+            measure_instant(fig, src, url, reps, setup)
+        if not args.only_rss and not only:
             measure_speed(fig, work, src, url, size, reps, setup)
         # 4. peak RSS, big vs 8x smaller file (separate processes)
-        if not args.skip_rss:
+        if not args.skip_rss and not only:
             big = 2048 * MiB if not args.quick else 512 * MiB
             small = big // 8
             src.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ from airflow_provider_cos.emulator.replies import (
     error_reply,
     ok,
 )
-from airflow_provider_cos.emulator.storage import BucketStore
+from airflow_provider_cos.emulator.storage import BucketStore, SessionBusy, SessionGone, SliceWriter
 from airflow_provider_cos.protocol.errors import CosAuthError
 from airflow_provider_cos.protocol.paths import decode_path
 from airflow_provider_cos.protocol.signing import SignatureFields, verify
@@ -112,8 +112,10 @@ class CosApp(CosOperations):
 
         body = RequestBody({}, None)
         if ex.method == "POST":
-            def on_file_start(fields: dict[str, str], consumed: int) -> None:
+            def on_file_start(fields: dict[str, str], consumed: int) -> SliceWriter | None:
                 self._maybe_drop(ex, path, fields, consumed, at_file=True)
+                return self._direct_slice(ex, sign_param, cfg, store, api_version, path,
+                                          {**query_fields, **fields})
 
             body = read_body(ex.reader, ex.headers.get("content-type", ""), self.tmp_dir, on_file_start)
         elif not ex.reader.exhausted:
@@ -121,6 +123,11 @@ class CosApp(CosOperations):
         try:
             fields = {**query_fields, **body.fields}
             op = fields.get("op", "").strip()
+            sink = body.upload.sink if body.upload is not None else None
+            if isinstance(sink, SliceWriter) and (
+                    not self._is_slice_data(op, fields) or fields.get("session", "").strip() != sink.state.session
+                    or fields.get("offset", "").strip() != str(sink.offset)):
+                raise ApiError(-61, "op, session or offset changed after the filecontent part")
             if op:
                 self.stats.request(op)
             if body.upload is not None and self._is_slice_data(op, fields):
@@ -136,6 +143,31 @@ class CosApp(CosOperations):
         finally:
             if body.upload is not None:
                 body.upload.discard()
+
+    def _direct_slice(self, ex: Exchange, sign_param: str | None, cfg: BucketConfig, store: BucketStore,
+                      api_version: str, path: str, fields: dict[str, str]) -> SliceWriter | None:
+        """A writer straight into the session's data file, when the slice request is valid as far as the
+        fields before the binary part show (auth, session, offset) and no fault rule concerns it;
+        otherwise None (the part is spooled and the request takes the general path)."""
+        op = fields.get("op", "").strip()
+        if not self._is_slice_data(op, fields) or (api_version == "v1") != (op == "upload_slice"):
+            return None
+        if self.faults.would_match(self._op_names(op, fields, True), path):
+            return None
+        try:
+            self._authenticate(ex, sign_param, cfg, store, api_version, path, op)
+            file_path = self._file_path_of(path)
+        except ApiError:
+            return None
+        state = store.session(fields.get("session", "").strip())
+        offset_text = fields.get("offset", "").strip()
+        if state is None or state.path != file_path or state.api_version != api_version \
+                or not offset_text.isdigit() or len(offset_text) > 20 or not state.valid_offset(int(offset_text)):
+            return None
+        try:
+            return store.begin_slice(state, int(offset_text), wait=True)
+        except (SessionGone, SessionBusy):
+            return None
 
     @staticmethod
     def _decode_path(raw: str) -> str:

@@ -2,7 +2,9 @@
 
 Bodies are read in :data:`READ_CHUNK` pieces. Multipart bodies go through the protocol's streaming
 :class:`~airflow_provider_cos.protocol.multipart.MultipartDecoder`; the binary ``filecontent`` part is
-streamed to a spool file in the data directory (never held in memory), text fields are bounded. JSON and
+streamed (never held in memory) either into a :class:`Sink` that the file-start hook returns (a slice
+written straight into its session's data file) or else to a spool file in the data directory. Text
+fields are bounded. JSON and
 url-encoded bodies are accepted for every op. Field names are lower-cased (COS clients differ in case).
 """
 
@@ -28,7 +30,7 @@ from airflow_provider_cos.protocol.multipart import (
     parse_boundary,
 )
 
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 MAX_TEXT_BYTES = 8 * 1024 * 1024
 MAX_DRAIN = 256 * 1024 * 1024
 FILE_FIELD = "filecontent"
@@ -120,17 +122,32 @@ class BodyReader:
         return self._eof
 
 
+class Sink(Protocol):
+    """Where the file-start hook wants the binary part written instead of a spool file."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> None: ...
+    def abort(self) -> None: ...
+
+
 @dataclass
 class Spooled:
-    """The binary part of a request, spooled to ``path``; hashes computed only when asked for."""
+    """The binary part of a request: spooled to ``path``, or written into ``sink`` (then ``path`` is None).
 
-    path: Path
+    Hashes are computed only when asked for. :meth:`discard` removes the spool file / aborts the sink
+    if the request did not commit it.
+    """
+
+    path: Path | None
     length: int
     sha1: str | None
     md5: str | None
+    sink: Sink | None = None
 
     def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        if self.sink is not None:
+            self.sink.abort()
 
 
 @dataclass
@@ -139,8 +156,9 @@ class RequestBody:
     upload: Spooled | None
 
 
-#: Called when the binary part starts, with the text fields seen so far and the bytes read so far.
-FileStartHook = Callable[[dict[str, str], int], None]
+#: Called when the binary part starts, with the text fields seen so far and the bytes read so far;
+#: returns a :class:`Sink` to write the part into, or None to spool it.
+FileStartHook = Callable[[dict[str, str], int], "Sink | None"]
 
 
 def _text(value: Any) -> str:
@@ -194,6 +212,7 @@ def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_fil
     spool_path: Path | None = None
     spool_fd: int | None = None
     spool_len = 0
+    sink: Sink | None = None
     sha1: Any = None
     md5: Any = None
     upload: Spooled | None = None
@@ -210,11 +229,12 @@ def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_fil
                 if isinstance(event, PartStart):
                     current = event.name.lower()
                     if current == FILE_FIELD:
-                        if spool_path is not None:
+                        if sink is not None or spool_path is not None:
                             raise BadRequest("more than one filecontent part")
-                        on_file_start(fields, reader.consumed)
-                        spool_path = tmp_dir / f"spool-{uuid.uuid4().hex}"
-                        spool_fd = os.open(spool_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                        sink = on_file_start(fields, reader.consumed)
+                        if sink is None:
+                            spool_path = tmp_dir / f"spool-{uuid.uuid4().hex}"
+                            spool_fd = os.open(spool_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                         op = fields.get("op", "")
                         sha1 = hashlib.sha1() if op in ("upload", "") else None
                         md5 = hashlib.md5() if "datamd5" in fields else None
@@ -222,11 +242,14 @@ def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_fil
                         text_buf = bytearray()
                 elif isinstance(event, PartData):
                     if current == FILE_FIELD:
-                        assert spool_fd is not None
-                        view = memoryview(event.data)
-                        while view:
-                            written = os.write(spool_fd, view)
-                            view = view[written:]
+                        if sink is not None:
+                            sink.write(event.data)
+                        else:
+                            assert spool_fd is not None
+                            view = memoryview(event.data)
+                            while view:
+                                written = os.write(spool_fd, view)
+                                view = view[written:]
                         spool_len += len(event.data)
                         if sha1 is not None:
                             sha1.update(event.data)
@@ -239,11 +262,11 @@ def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_fil
                         text_buf += event.data
                 elif isinstance(event, PartEnd):
                     if current == FILE_FIELD:
-                        assert spool_fd is not None and spool_path is not None
-                        os.close(spool_fd)
-                        spool_fd = None
+                        if spool_fd is not None:
+                            os.close(spool_fd)
+                            spool_fd = None
                         upload = Spooled(spool_path, spool_len, sha1.hexdigest() if sha1 else None,
-                                         md5.hexdigest() if md5 else None)
+                                         md5.hexdigest() if md5 else None, sink)
                     elif current is not None:
                         try:
                             fields.setdefault(current, text_buf.decode("utf-8"))
@@ -254,7 +277,7 @@ def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_fil
                     pass
             if not chunk:
                 break
-        if upload is None and spool_path is not None:
+        if upload is None and (spool_path is not None or sink is not None):
             raise BadRequest("filecontent part not terminated")
         return RequestBody(fields, upload)
     except BaseException:
@@ -262,4 +285,6 @@ def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_fil
             os.close(spool_fd)
         if spool_path is not None:
             spool_path.unlink(missing_ok=True)
+        if sink is not None:
+            sink.abort()
         raise

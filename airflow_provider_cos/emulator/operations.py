@@ -25,8 +25,10 @@ from airflow_provider_cos.emulator.replies import ApiError, Reply, ok
 from airflow_provider_cos.emulator.storage import (
     BucketStore,
     ObjectMeta,
+    SessionBusy,
     SessionGone,
     SessionState,
+    SliceWriter,
     parent_of,
 )
 from airflow_provider_cos.protocol.errors import CosPathError
@@ -75,8 +77,12 @@ class CosOperations:
     _base_url: Callable[[], str]
 
     def _file_path(self, ctx: Ctx) -> str:
+        return self._file_path_of(ctx.path)
+
+    @staticmethod
+    def _file_path_of(path: str) -> str:
         try:
-            return normalize_file_path(ctx.path)
+            return normalize_file_path(path)
         except CosPathError as exc:
             raise ApiError(-180, exc.message) from None
 
@@ -98,8 +104,11 @@ class CosOperations:
                 **self.urls(ctx, meta.path)}
 
     def _session_info(self, ctx: Ctx, state: SessionState) -> dict[str, Any]:
+        # Unfinished: filelen < filesize always (COS_JSON_API.md §5), even once every slice has arrived
+        # (at most filesize - 1; -1 for an empty file), so a completion check never fires before finish.
+        filelen = min(state.bytes_received, state.filesize - 1) if state.filesize else -1
         return {"name": state.path.rsplit("/", 1)[-1], "filesize": state.filesize,
-                "filelen": state.bytes_received, "sha": state.sha, "ctime": str(state.ctime),
+                "filelen": filelen, "sha": state.sha, "ctime": str(state.ctime),
                 "mtime": str(state.ctime), "biz_attr": state.biz_attr, **self.urls(ctx, state.path)}
 
     @staticmethod
@@ -156,7 +165,7 @@ class CosOperations:
     # ------------------------------------------------------------------------------------ simple ops
     def op_upload(self, ctx: Ctx) -> Reply:
         path = self._file_path(ctx)
-        if ctx.upload is None:
+        if ctx.upload is None or ctx.upload.path is None:
             raise ApiError(-61, "missing filecontent")
         sha = self._sha_field(ctx.fields)
         actual = ctx.upload.sha1
@@ -196,13 +205,13 @@ class CosOperations:
                 raise ApiError(-166, "folder does not exist")
             return ok(self._folder_info(meta, meta.name))
         path = self._file_path(ctx)
+        meta = store.get(path)
+        if meta is not None and meta.kind == "file":
+            return ok(self._file_info(ctx, meta))  # a complete object stays the object until finish replaces it
         state = store.session_at(path)
         if state is not None:
             return ok(self._session_info(ctx, state))
-        meta = store.get(path)
-        if meta is None or meta.kind != "file":
-            raise ApiError(-166, "file does not exist")
-        return ok(self._file_info(ctx, meta))
+        raise ApiError(-166, "file does not exist")
 
     def op_list(self, ctx: Ctx) -> Reply:
         idx = ctx.path.rfind("/")
@@ -332,66 +341,75 @@ class CosOperations:
         raise ApiError(-4020, "slice session unknown for this path")
 
     def _store_slice(self, ctx: Ctx, state: SessionState) -> tuple[int, int]:
+        """Validate and store the request's slice. Raises :class:`SessionGone` if the session went away."""
         offset = _int_field(ctx.fields, "offset")
         assert offset is not None
         if ctx.upload is None:
             raise ApiError(-61, "missing filecontent")
         length = ctx.upload.length
-        beyond = offset >= state.filesize and not offset == 0 == state.filesize
-        if offset < 0 or offset % state.slice_size or beyond:
+        if not state.valid_offset(offset):
             raise ApiError(-4021, f"offset {offset} is not a slice start (slice_size {state.slice_size})")
         if length != state.slice_length(offset):
             raise ApiError(-4021, f"slice at {offset} must be {state.slice_length(offset)} bytes, got {length}")
-        try:
-            ctx.store.add_slice(state, offset, ctx.upload.path, length)
-        except SessionGone:
-            raise ApiError(-4020, "session was discarded") from None
+        sink = ctx.upload.sink
+        if isinstance(sink, SliceWriter):  # already written into the data file while the body arrived
+            if sink.state is not state or sink.offset != offset:
+                raise SessionGone(state.session)
+            if not sink.commit():
+                raise ApiError(-4021, f"slice at {offset} was not received completely")
+        else:
+            assert ctx.upload.path is not None
+            try:
+                stored = ctx.store.add_slice_from_file(state, offset, ctx.upload.path)
+            except SessionBusy:
+                raise ApiError(-4020, "slice is busy (another request is writing it)") from None
+            if not stored:
+                raise ApiError(-4021, f"slice at {offset} was not received completely")
         return offset, length
 
     def _finalize(self, ctx: Ctx, state: SessionState, *, sha: str = "") -> dict[str, Any]:
-        """Assemble, verify and commit a complete session; idempotent under concurrency."""
+        """Verify and commit a complete session (its data file becomes the blob); idempotent under concurrency."""
         store = ctx.store
         with state.finish_lock:
-            if store.session(state.session) is not state:
+            if not state.alive:
                 meta = store.get(state.path)
                 if meta is not None and meta.session == state.session:
                     return self.urls(ctx, state.path)
                 raise ApiError(-4020, "session was discarded")
-            if not state.complete:
-                missing = [o for o in state.expected_offsets() if state.received.get(o) != state.slice_length(o)]
-                raise ApiError(-4022, f"{len(missing)} slice(s) missing, first at {missing[0]}")
-            checkpoints: set[int] = set()
-            parts = state.uploadparts if self.settings.check_uploadparts else None
-            if parts:
-                checkpoints = {p["offset"] + p["datalen"] for p in parts[:-1]}
+            with state.lock:
+                missing = state.missing()
+                if missing:
+                    raise ApiError(-4022, f"{len(missing)} slice(s) missing, first at {missing[0]}")
+                state.finishing = True
             try:
-                assembled = store.assemble(state, checkpoints)
-            except SessionGone:
-                raise ApiError(-4020, "session was discarded") from None
-            try:
-                if assembled.size != state.filesize:
-                    raise ApiError(-175, "assembled size differs from filesize")
+                try:
+                    digest = store.digest(state)
+                except SessionGone:
+                    raise ApiError(-4020, "session was discarded") from None
                 for expected, what in ((state.sha, "init sha"), (sha, "sha")):
-                    if expected and expected != assembled.sha:
+                    if expected and expected != digest.sha:
                         raise ApiError(-174, f"{what} does not match the uploaded content")
+                parts = state.uploadparts if self.settings.check_uploadparts else None
                 if parts:
                     for part in parts[:-1]:
                         end = part["offset"] + part["datalen"]
-                        if assembled.states.get(end) != part["datasha"]:
+                        if digest.states.get(end) != part["datasha"]:
                             raise ApiError(-174, f"uploadparts datasha at offset {part['offset']} mismatch")
-                    if parts[-1]["datasha"] != assembled.sha:
+                    if parts[-1]["datasha"] != digest.sha:
                         raise ApiError(-174, "last uploadparts datasha is not the file SHA-1")
                 with store.lock:
                     self._check_parent(store, state.path)
                     existing = store.get(state.path)
                     if existing is not None and existing.kind == "file" and state.insert_only \
-                            and existing.sha != assembled.sha:
+                            and existing.sha != digest.sha:
                         raise ApiError(-177, "file exists and insertOnly=1")
-                    store.commit_file(state.path, assembled.tmp_path, size=assembled.size, sha=assembled.sha,
-                                      biz_attr=state.biz_attr, session=state.session)
-                    store.discard_session(state.session)
+                    try:
+                        store.commit_session(state, sha=digest.sha)
+                    except SessionGone:
+                        raise ApiError(-4020, "session was discarded") from None
             finally:
-                assembled.tmp_path.unlink(missing_ok=True)
+                with state.lock:
+                    state.finishing = False
         self.stats.completed()
         return self.urls(ctx, state.path)
 
@@ -473,11 +491,21 @@ class CosOperations:
         if done is not None:
             return ok({"session": done.session, "offset": _int_field(ctx.fields, "offset"), **self.urls(ctx, path)})
         assert state is not None
-        offset, _ = self._store_slice(ctx, state)
+        try:
+            offset, _ = self._store_slice(ctx, state)
+        except SessionGone:
+            return self._v1_data_done(ctx, path)
         data: dict[str, Any] = {"session": state.session, "offset": offset}
         if state.complete:
             data.update(self._finalize(ctx, state))
         return ok(data)
+
+    def _v1_data_done(self, ctx: Ctx, path: str) -> Reply:
+        """The session went away while the slice arrived: success if it completed the file, else -4020."""
+        _state, done = self._session_for(ctx, path)
+        if done is None:
+            raise ApiError(-4020, "session was discarded")
+        return ok({"session": done.session, "offset": _int_field(ctx.fields, "offset"), **self.urls(ctx, path)})
 
     # ------------------------------------------------------------------------------------ v2
     def op_v2_init(self, ctx: Ctx) -> Reply:
@@ -506,7 +534,13 @@ class CosOperations:
             offset = _int_field(ctx.fields, "offset")
             return ok({"session": done.session, "offset": offset})
         assert state is not None
-        offset, length = self._store_slice(ctx, state)
+        try:
+            offset, length = self._store_slice(ctx, state)
+        except SessionGone:
+            state, done = self._session_for(ctx, path)
+            if done is None:
+                raise ApiError(-4020, "session was discarded") from None
+            return ok({"session": done.session, "offset": _int_field(ctx.fields, "offset")})
         data: dict[str, Any] = {"session": state.session, "offset": offset, "datalen": length}
         if ctx.upload is not None and ctx.upload.md5:
             data["datamd5"] = ctx.upload.md5

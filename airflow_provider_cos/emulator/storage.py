@@ -4,19 +4,39 @@ Layout under ``<data_dir>/buckets/<appid>-<bucket>/``::
 
     objects/<sha256(path)>.json    metadata of one file or folder (the object is visible iff this exists)
     blobs/<uuid>                   content of a file (referenced by its metadata)
-    sessions/<sha256(id)>/session.json, <offset>.slice   an open slice upload and its received slices
+    sessions/<sha256(id)>/session.json   an open slice upload
+                         /data           its content, created at init with the declared size (sparse)
+                         /received       journal of received slices (``+offset length`` / ``-offset`` lines)
 
 No user-supplied string is ever used as a file name (paths and session ids are hashed), so nothing can
 escape the data directory. Every metadata file is written to a temporary name and renamed, and a file
 becomes visible only when its metadata is renamed into place, so a crash never exposes a half-written
-object. A slice is streamed to a spool file first and renamed into its session directory; received
-slices are rediscovered from the directory on restart. Metadata is guarded by :attr:`BucketStore.lock`
-(a re-entrant lock); slice data is written outside it. Each session has its own ``finish_lock``
-serialising its completion.
+object.
+
+Slice data is written with ``os.pwrite`` straight into the session's ``data`` file at its offset, by as
+many request threads as there are slices in flight (:class:`SliceWriter`). Writers of the *same* slice
+are serialised by a per-slice lock. A slice is un-received (journal ``-offset``) before its first byte is
+written and counts as received (journal ``+offset length``) only after all its bytes are written and the
+request was accepted, so a connection dropped mid-body, or a restart with a half-written slice, leaves
+it missing; a re-sent slice overwrites the same range (idempotent). Completion renames ``data`` into
+``blobs/`` (no copy) after the SHA-1 check.
+
+The SHA-1 is computed while the upload runs: :meth:`BucketStore.advance_hash` extends a running
+:class:`Sha1State` over the contiguous prefix of received slices, reading them back from the page cache,
+and records the chaining states at the ``uploadparts`` boundaries. Any thread that completes a slice
+advances it when nobody else is (non-blocking); completion finishes whatever is left. A re-sent slice
+below the hashed prefix resets it.
+
+Locks: :attr:`BucketStore.lock` (re-entrant) guards the bucket's metadata; per session ``lock`` guards
+``received`` and the hash bookkeeping (short sections only), ``hash_lock`` is held by the one thread
+hashing, ``finish_lock`` serialises completion, and ``slice_locks`` serialise writers of one slice.
+Order: ``finish_lock`` -> ``slice lock`` -> ``hash_lock`` -> ``lock``; ``BucketStore.lock`` is never
+taken while a session ``lock`` is held.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
@@ -26,7 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,7 +93,10 @@ class ObjectMeta:
 
 @dataclass
 class SessionState:
-    """An open slice upload. ``received`` maps slice offset to length (rebuilt from disk on load)."""
+    """An open slice upload. ``received`` maps slice offset to length (replayed from the journal on load).
+
+    The fields after ``received`` are in-process bookkeeping (see the module docstring), not persisted.
+    """
 
     session: str
     path: str
@@ -86,10 +109,26 @@ class SessionState:
     insert_only: bool = False
     ctime: int = 0
     received: dict[int, int] = field(default_factory=dict)
+    alive: bool = field(default=True, repr=False, compare=False)
+    finishing: bool = field(default=False, repr=False, compare=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     finish_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    hash_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    slice_locks: dict[int, threading.Lock] = field(default_factory=dict, repr=False, compare=False)
+    generation: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    hash_state: Sha1State = field(default_factory=Sha1State, repr=False, compare=False)
+    hash_pos: int = field(default=0, repr=False, compare=False)
+    part_states: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
+
+    _PERSISTED = ("session", "path", "api_version", "filesize", "slice_size", "sha", "uploadparts", "biz_attr",
+                  "insert_only", "ctime")
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("received", "finish_lock")}
+        return {name: getattr(self, name) for name in self._PERSISTED}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionState:
+        return cls(**{name: data[name] for name in cls._PERSISTED if name in data})
 
     @property
     def bytes_received(self) -> int:
@@ -103,6 +142,11 @@ class SessionState:
     def slice_length(self, offset: int) -> int:
         return min(self.slice_size, self.filesize - offset)
 
+    def valid_offset(self, offset: int) -> bool:
+        if offset == 0:
+            return True
+        return 0 < offset < self.filesize and offset % self.slice_size == 0
+
     def first_missing(self) -> int:
         """Where a v1 client should continue: the first offset not yet received (``filesize`` if none)."""
         for offset in self.expected_offsets():
@@ -110,23 +154,109 @@ class SessionState:
                 return offset
         return self.filesize
 
+    def missing(self) -> list[int]:
+        return [o for o in self.expected_offsets() if self.received.get(o) != self.slice_length(o)]
+
     @property
     def complete(self) -> bool:
-        return all(self.received.get(o) == self.slice_length(o) for o in self.expected_offsets())
+        return not self.missing()
+
+    def checkpoints(self) -> list[int]:
+        """Byte offsets where the SHA-1 chaining state is recorded: the ``uploadparts`` inner boundaries."""
+        if not self.uploadparts:
+            return []
+        return sorted({p["offset"] + p["datalen"] for p in self.uploadparts[:-1]})
+
+    def _reset_hash(self) -> None:
+        """Forget the running SHA-1 (call with ``lock`` held)."""
+        self.hash_state = Sha1State()
+        self.hash_pos = 0
+        self.part_states = {}
 
 
 @dataclass(frozen=True)
-class Assembled:
-    """A completed session's bytes in a temporary file, with the SHA-1 and intermediate states."""
+class Digest:
+    """The SHA-1 of a complete session and its chaining states at the ``uploadparts`` boundaries."""
 
-    tmp_path: Path
-    size: int
     sha: str
     states: dict[int, str]
 
 
 class SessionGone(Exception):
     """The session was discarded or completed while a request was using it."""
+
+
+class SessionBusy(Exception):
+    """The session is being completed (or the slice is held too long by another writer)."""
+
+
+SLICE_LOCK_TIMEOUT = 120.0
+
+
+class SliceWriter:
+    """Writes one slice into its session's data file; :meth:`commit` or :meth:`abort` exactly once.
+
+    Holds the slice's lock from creation to commit/abort. Bytes beyond the slice's length are counted
+    but not written (the slice is then rejected by :meth:`commit`).
+    """
+
+    def __init__(self, store: BucketStore, state: SessionState, offset: int, fd: int, lock: threading.Lock) -> None:
+        self.store = store
+        self.state = state
+        self.offset = offset
+        self.expected = state.slice_length(offset)
+        self.length = 0
+        self._fd: int | None = fd
+        self._lock: threading.Lock | None = lock
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        room = self.expected - self.length
+        if room > 0 and self._fd is not None:
+            part = view[:room] if len(view) > room else view
+            pos = self.offset + self.length
+            while part:
+                n = os.pwrite(self._fd, part, pos)
+                part = part[n:]
+                pos += n
+        self.length += len(view)
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @property
+    def open(self) -> bool:
+        return self._lock is not None
+
+    def commit(self) -> bool:
+        """Count the slice as received if all its bytes arrived; False (and nothing counted) otherwise.
+
+        Raises :class:`SessionGone` if the session was discarded meanwhile.
+        """
+        if self._lock is None:
+            raise RuntimeError("SliceWriter already closed")
+        try:
+            if self.length != self.expected:
+                return False
+            state = self.state
+            with state.lock:
+                if not state.alive:
+                    raise SessionGone(state.session)
+                state.received[self.offset] = self.length
+                self.store._journal(state, f"+{self.offset} {self.length}\n")
+        finally:
+            self._release()
+        self.store.advance_hash(self.state, wait=False)
+        return True
+
+    def abort(self) -> None:
+        if self._lock is not None:
+            self._release()
 
 
 class BucketStore:
@@ -144,6 +274,7 @@ class BucketStore:
         self._objects: dict[str, ObjectMeta] = {}
         self._sessions: dict[str, SessionState] = {}
         self._session_at: dict[str, str] = {}
+        self._by_sha: dict[tuple[str, int], set[str]] = {}
         self._load()
 
     # ------------------------------------------------------------------------------------- loading
@@ -159,16 +290,18 @@ class BucketStore:
         for blob in self.blobs_dir.iterdir():
             if blob.name not in referenced:
                 blob.unlink(missing_ok=True)
+        for meta in self._objects.values():
+            self._index_add(meta)
         for sdir in self.sessions_dir.iterdir():
             try:
                 data = json.loads((sdir / "session.json").read_text("utf-8"))
-                state = SessionState(**data)
-            except (OSError, ValueError, TypeError):
+                state = SessionState.from_json(data)
+                if not (sdir / "data").is_file():
+                    raise ValueError("no data file")
+            except (OSError, ValueError, TypeError, KeyError):
                 shutil.rmtree(sdir, ignore_errors=True)
                 continue
-            for part in sdir.glob("*.slice"):
-                with contextlib.suppress(ValueError, OSError):
-                    state.received[int(part.stem)] = part.stat().st_size
+            self._replay_journal(state, sdir / "received")
             self._sessions[state.session] = state
             self._session_at[state.path] = state.session
 
@@ -183,10 +316,23 @@ class BucketStore:
         meta = self.get(folder)
         return meta is not None and meta.kind == "folder"
 
+    def _index_add(self, meta: ObjectMeta) -> None:
+        if meta.kind == "file" and meta.sha:
+            self._by_sha.setdefault((meta.sha, meta.filesize), set()).add(meta.path)
+
+    def _index_remove(self, meta: ObjectMeta) -> None:
+        paths = self._by_sha.get((meta.sha, meta.filesize))
+        if paths is not None:
+            paths.discard(meta.path)
+            if not paths:
+                del self._by_sha[(meta.sha, meta.filesize)]
+
     def find_by_sha(self, sha: str, size: int) -> ObjectMeta | None:
+        """A file with this content (SHA-1 and size), via the index (no scan)."""
         with self.lock:
-            for meta in self._objects.values():
-                if meta.kind == "file" and meta.sha == sha and meta.filesize == size:
+            for path in sorted(self._by_sha.get((sha, size), ())):
+                meta = self._objects.get(path)
+                if meta is not None and meta.kind == "file" and meta.sha == sha and meta.filesize == size:
                     return meta
         return None
 
@@ -223,7 +369,10 @@ class BucketStore:
             meta = ObjectMeta(path=path, kind="file", ctime=ctime, mtime=now, biz_attr=biz_attr,
                               filesize=size, sha=sha, blob=blob, session=session)
             self._write_meta(meta)
+            if old is not None:
+                self._index_remove(old)
             self._objects[path] = meta
+            self._index_add(meta)
         if old is not None and old.blob:
             (self.blobs_dir / old.blob).unlink(missing_ok=True)
         return meta
@@ -239,6 +388,7 @@ class BucketStore:
             meta = self._objects.pop(path, None)
             if meta is None:
                 return
+            self._index_remove(meta)
             (self.objects_dir / f"{_hash_name(path)}.json").unlink(missing_ok=True)
         if meta.blob:
             (self.blobs_dir / meta.blob).unlink(missing_ok=True)
@@ -250,8 +400,8 @@ class BucketStore:
             for path, meta in self._objects.items():
                 if path != folder and parent_of(path) == folder:
                     items[path] = meta
-            for path, sid in self._session_at.items():
-                if parent_of(path) == folder:
+            for path, sid in self._session_at.items():  # a complete object is listed, not its new upload
+                if parent_of(path) == folder and path not in items:
                     items[path] = self._sessions[sid]
         return [items[k] for k in sorted(items, key=lambda p: p.rstrip("/").rsplit("/", 1)[-1])]
 
@@ -263,6 +413,35 @@ class BucketStore:
     # ------------------------------------------------------------------------------------ sessions
     def _session_dir(self, session: str) -> Path:
         return self.sessions_dir / _hash_name(session)[:40]
+
+    def _data_path(self, state: SessionState) -> Path:
+        return self._session_dir(state.session) / "data"
+
+    def _journal(self, state: SessionState, line: str) -> None:
+        """Append to the session's received-slices journal (no fsync: survives a process crash)."""
+        try:
+            fd = os.open(self._session_dir(state.session) / "received", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            raise SessionGone(state.session) from None
+        try:
+            os.write(fd, line.encode("ascii"))
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _replay_journal(state: SessionState, journal: Path) -> None:
+        try:
+            text = journal.read_text("ascii", errors="replace")
+        except FileNotFoundError:
+            return
+        for line in text.split("\n"):  # a torn last line (crash mid-append) is ignored
+            with contextlib.suppress(ValueError, IndexError):
+                if line.startswith("+"):
+                    offset, length = (int(x) for x in line[1:].split(" "))
+                    if state.valid_offset(offset) and length == state.slice_length(offset):
+                        state.received[offset] = length
+                elif line.startswith("-"):
+                    state.received.pop(int(line[1:]), None)
 
     def session(self, session: str) -> SessionState | None:
         with self.lock:
@@ -280,6 +459,12 @@ class BucketStore:
                 self.discard_session(old)
             sdir = self._session_dir(state.session)
             sdir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(sdir / "data", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with contextlib.suppress(OSError):  # sparse; a size beyond the filesystem's limit is no error
+                    os.ftruncate(fd, state.filesize)
+            finally:
+                os.close(fd)
             write_json_atomic(sdir / "session.json", state.to_json())
             self._sessions[state.session] = state
             self._session_at[state.path] = state.session
@@ -290,10 +475,12 @@ class BucketStore:
             state = self._sessions.pop(session, None)
             if state is None:
                 return
+            state.alive = False
             if self._session_at.get(state.path) == session:
                 del self._session_at[state.path]
             sdir = self._session_dir(session)
-            # Rename first so that a concurrent slice rename into it fails instead of resurrecting it.
+            # Rename first so that nothing can reopen it by name; writers with open descriptors write
+            # into the orphan and their commit fails.
             graveyard = self.tmp_dir / f"gone-{uuid.uuid4().hex}"
             try:
                 os.replace(sdir, graveyard)
@@ -301,72 +488,163 @@ class BucketStore:
                 graveyard = sdir
         shutil.rmtree(graveyard, ignore_errors=True)
 
-    def add_slice(self, state: SessionState, offset: int, spooled: Path, length: int) -> None:
-        """Move a spooled slice into the session (idempotent: a re-sent slice replaces the old copy)."""
-        target = self._session_dir(state.session) / f"{offset}.slice"
-        try:
-            os.replace(spooled, target)
-        except FileNotFoundError:
-            raise SessionGone(state.session) from None
-        with self.lock:
-            if self._sessions.get(state.session) is not state:
-                target.unlink(missing_ok=True)
-                raise SessionGone(state.session)
-            state.received[offset] = length
+    def begin_slice(self, state: SessionState, offset: int, *, wait: bool = True) -> SliceWriter:
+        """Start writing the slice at ``offset`` (valid offset required): un-receives it first.
 
-    def assemble(self, state: SessionState, checkpoints: set[int]) -> Assembled:
-        """Concatenate the session's slices into a temporary file, hashing on the way.
-
-        ``checkpoints`` are byte offsets (multiples of 64) at which the SHA-1 chaining state is recorded
-        (for ``uploadparts``). Call with ``state.finish_lock`` held. Raises :class:`SessionGone`.
+        Raises :class:`SessionGone` (discarded) or :class:`SessionBusy` (being completed; or, with
+        ``wait=False``, another writer holds the slice).
         """
-        sdir = self._session_dir(state.session)
-        tmp = self.tmp_dir / f"assemble-{uuid.uuid4().hex}"
-        sha_state = Sha1State() if checkpoints else None
-        plain = hashlib.sha1() if sha_state is None else None
-        states: dict[int, str] = {}
-        pos = 0
+        with state.lock:
+            slock = state.slice_locks.setdefault(offset, threading.Lock())
+        if not slock.acquire(timeout=SLICE_LOCK_TIMEOUT if wait else 0):
+            raise SessionBusy(state.session)
+        fd: int | None = None
         try:
-            with open(tmp, "wb") as out:
-                for offset in state.expected_offsets():
-                    try:
-                        src = open(sdir / f"{offset}.slice", "rb")  # noqa: SIM115
-                    except FileNotFoundError:
-                        raise SessionGone(state.session) from None
-                    with src:
-                        while True:
-                            chunk = src.read(CHUNK)
-                            if not chunk:
-                                break
-                            out.write(chunk)
-                            if plain is not None:
-                                plain.update(chunk)
-                            else:
-                                assert sha_state is not None
-                                for piece in _split_at(chunk, pos, checkpoints):
-                                    sha_state.update(piece)
-                                    end = sha_state.length
-                                    if end in checkpoints and end % 64 == 0:
-                                        states[end] = sha_state.state_hex()
-                            pos += len(chunk)
+            with state.lock:
+                if not state.alive:
+                    raise SessionGone(state.session)
+                if state.finishing:
+                    raise SessionBusy(state.session)
+                state.generation[offset] = state.generation.get(offset, 0) + 1
+                if offset < state.hash_pos:
+                    state._reset_hash()
+                if state.received.pop(offset, None) is not None:
+                    self._journal(state, f"-{offset}\n")
+            try:
+                fd = os.open(self._data_path(state), os.O_WRONLY)
+            except FileNotFoundError:
+                raise SessionGone(state.session) from None
+            return SliceWriter(self, state, offset, fd, slock)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            if fd is not None:
+                os.close(fd)
+            slock.release()
             raise
-        digest = plain.hexdigest() if plain is not None else sha_state.hexdigest()  # type: ignore[union-attr]
-        return Assembled(tmp, pos, digest, states)
+
+    def add_slice_from_file(self, state: SessionState, offset: int, source: Path) -> bool:
+        """Copy a spooled slice into the session (the slow path); waits for a running completion."""
+        with state.finish_lock:
+            writer = self.begin_slice(state, offset)
+        try:
+            with open(source, "rb") as fh:
+                for chunk in iter(lambda: fh.read(CHUNK), b""):
+                    writer.write(chunk)
+            return writer.commit()
+        finally:
+            writer.abort()
+
+    # ------------------------------------------------------------------------------------ hashing
+    def advance_hash(self, state: SessionState, *, wait: bool) -> None:
+        """Extend the running SHA-1 over the received prefix (see the module docstring)."""
+        if not state.hash_lock.acquire(blocking=wait):
+            return
+        try:
+            self._advance_hash_locked(state)
+        finally:
+            state.hash_lock.release()
+
+    def _advance_hash_locked(self, state: SessionState) -> None:
+        checkpoints = state.checkpoints()
+        wanted = set(checkpoints)
+        fd: int | None = None
+        buf: bytearray | None = None
+        try:
+            while True:
+                with state.lock:
+                    if not state.alive:
+                        return
+                    offset = state.hash_pos
+                    if offset >= state.filesize:
+                        return
+                    length = state.received.get(offset)
+                    if length is None or length != state.slice_length(offset):
+                        return
+                    gen = state.generation.get(offset, 0)
+                    sha = state.hash_state
+                if fd is None:
+                    try:
+                        fd = os.open(self._data_path(state), os.O_RDONLY)
+                    except FileNotFoundError:
+                        return
+                    buf = bytearray(min(CHUNK, max(length, 64)))
+                assert buf is not None
+                new_states: dict[int, str] = {}
+                pos, end = offset, offset + length
+                view = memoryview(buf)
+                while pos < end:
+                    n = os.preadv(fd, [view[: min(len(buf), end - pos)]], pos)
+                    if n <= 0:
+                        break
+                    for piece in _split_at(view[:n], pos, checkpoints):
+                        sha.update(piece)
+                        if sha.length in wanted:
+                            new_states[sha.length] = sha.state_hex()
+                    pos += n
+                with state.lock:
+                    if sha is not state.hash_state:
+                        continue  # reset meanwhile: start over from the new state
+                    if pos != end or state.generation.get(offset, 0) != gen or not state.alive:
+                        state._reset_hash()  # the slice changed under us: the running state is spoilt
+                        continue
+                    state.hash_pos = end
+                    state.part_states.update(new_states)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def digest(self, state: SessionState) -> Digest:
+        """The SHA-1 of a complete session (call with ``finish_lock`` held and ``finishing`` set)."""
+        with state.hash_lock:
+            self._advance_hash_locked(state)
+            with state.lock:
+                if not state.alive:
+                    raise SessionGone(state.session)
+                if state.hash_pos != state.filesize:  # cannot happen while finishing; stay correct anyway
+                    state._reset_hash()
+            if state.hash_pos != state.filesize:
+                self._advance_hash_locked(state)
+            with state.lock:
+                if state.hash_pos != state.filesize:
+                    raise SessionGone(state.session)
+                return Digest(state.hash_state.hexdigest(), dict(state.part_states))
+
+    def commit_session(self, state: SessionState, *, sha: str) -> ObjectMeta:
+        """Make a verified, complete session the object at its path: its data file is renamed into blobs/.
+
+        Call with :attr:`lock` and the session's ``finish_lock`` held.
+        """
+        with self.lock:
+            if not state.alive:
+                raise SessionGone(state.session)
+            blob = uuid.uuid4().hex
+            os.replace(self._data_path(state), self.blobs_dir / blob)
+            now = int(time.time())
+            old = self._objects.get(state.path)
+            ctime = old.ctime if old is not None and old.kind == "file" else now
+            meta = ObjectMeta(path=state.path, kind="file", ctime=ctime, mtime=now, biz_attr=state.biz_attr,
+                              filesize=state.filesize, sha=sha, blob=blob, session=state.session)
+            self._write_meta(meta)
+            if old is not None:
+                self._index_remove(old)
+            self._objects[state.path] = meta
+            self._index_add(meta)
+            self.discard_session(state.session)
+        if old is not None and old.blob:
+            (self.blobs_dir / old.blob).unlink(missing_ok=True)
+        return meta
 
     def sessions(self) -> Iterator[SessionState]:
         with self.lock:
             yield from list(self._sessions.values())
 
 
-def _split_at(chunk: bytes, pos: int, cuts: set[int]) -> Iterator[memoryview]:
-    """Split ``chunk`` (which starts at file offset ``pos``) at every offset in ``cuts``."""
-    view = memoryview(chunk)
-    end = pos + len(chunk)
-    inner = sorted(c for c in cuts if pos < c < end)
+def _split_at(view: memoryview, pos: int, cuts: list[int]) -> Iterator[memoryview]:
+    """Split ``view`` (which starts at file offset ``pos``) at every offset in the sorted ``cuts``."""
+    end = pos + len(view)
     start = 0
-    for cut in inner:
-        yield view[start : cut - pos]
-        start = cut - pos
+    i = bisect.bisect_right(cuts, pos)
+    while i < len(cuts) and cuts[i] < end:
+        yield view[start : cuts[i] - pos]
+        start = cuts[i] - pos
+        i += 1
     yield view[start:]
