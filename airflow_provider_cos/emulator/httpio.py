@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from airflow_provider_cos.protocol.multipart import (
     parse_boundary,
 )
 
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = 128 * 1024  # measured: MultipartDecoder.feed runs ~10x slower on 1 MiB pieces (fresh mmap allocations)
+DIRECT_CHUNK = 1024 * 1024  # socket reads straight into a reused per-thread buffer for slice data
 MAX_TEXT_BYTES = 8 * 1024 * 1024
 MAX_DRAIN = 256 * 1024 * 1024
 FILE_FIELD = "filecontent"
@@ -49,6 +51,7 @@ class BadRequest(Exception):
 class _Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
     def readline(self, size: int = -1, /) -> bytes: ...
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 class BodyReader:
@@ -72,6 +75,26 @@ class BodyReader:
         data = self._read_chunked(n) if self._chunked else self._read_plain(n)
         self.consumed += len(data)
         return data
+
+    def readinto(self, view: memoryview) -> int:
+        """Read up to ``len(view)`` (> 0) body bytes into ``view``; raises at a premature end."""
+        if self._eof:
+            raise BadRequest("body ended early", close=True)
+        if self._chunked:
+            data = self._read_chunked(len(view))
+            if not data:
+                raise BadRequest("body ended early", close=True)
+            n = len(data)
+            view[:n] = data
+        else:
+            n = self._rfile.readinto(view[: min(len(view), self._remaining)]) or 0
+            if not n:
+                raise BadRequest("connection closed before the end of the body", close=True)
+            self._remaining -= n
+            if self._remaining == 0:
+                self._eof = True
+        self.consumed += n
+        return n
 
     def _read_plain(self, n: int) -> bytes:
         data = self._rfile.read(min(n, self._remaining))
@@ -199,6 +222,100 @@ def read_body(reader: BodyReader, content_type: str, tmp_dir: Path, on_file_star
     return RequestBody({str(k).lower(): _text(v) for k, v in data.items()}, None)
 
 
+class _Feeder:
+    """Feeds body bytes to the decoder. Until the ``filecontent`` part starts, input is fed one line at
+    a time (split after each CRLF, never inside one), so that when the decoder reports that part's start
+    it holds no unconsumed byte: its data can then be read straight from the socket (see
+    :func:`_read_direct`) and the decoder resumes at the delimiter that follows. ``buf[pos:]`` is read
+    but not yet fed."""
+
+    def __init__(self, reader: BodyReader) -> None:
+        self.reader = reader
+        self.buf = b""
+        self.pos = 0
+        self.line_mode = True
+
+    @property
+    def pending(self) -> int:
+        return len(self.buf) - self.pos
+
+    def next_piece(self) -> bytes | memoryview | None:
+        """The next piece to feed, or None at the end of the body."""
+        if not self.pending:
+            chunk = self.reader.read()
+            if not chunk:
+                return None
+            self.buf, self.pos = chunk, 0
+        start = self.pos
+        end = len(self.buf)
+        if self.line_mode:
+            idx = self.buf.find(b"\r\n", start)
+            if idx >= 0:
+                end = idx + 2
+            elif self.buf.endswith(b"\r"):  # keep a lone CR with what follows: a CRLF is never split
+                if end - start > 1:
+                    end -= 1
+                else:
+                    more = self.reader.read()
+                    if more:
+                        self.buf, self.pos = b"\r" + more, 0
+                        return self.next_piece()
+        self.pos = end
+        if start == 0 and end == len(self.buf):
+            return self.buf
+        return memoryview(self.buf)[start:end]
+
+
+_LOCAL = threading.local()
+
+
+def _direct_buffer() -> bytearray:
+    buf = getattr(_LOCAL, "buf", None)
+    if buf is None:
+        buf = _LOCAL.buf = bytearray(DIRECT_CHUNK)
+    return buf
+
+
+def _read_direct(feeder: _Feeder, delim: bytes, length: int, sink: Sink, hashers: list[Any]) -> None:
+    """Read the ``length`` data bytes of the file part from the socket into ``sink`` (no decoder copies),
+    checking that the delimiter does not occur inside them and follows them; afterwards the feeder's
+    pending bytes start at that delimiter."""
+    keep = len(delim) - 1
+    tail = b""
+
+    def take(obj: bytes | bytearray, start: int, end: int) -> None:
+        nonlocal tail
+        if obj.find(delim, start, end) >= 0 or (tail + obj[start : min(end, start + keep)]).find(delim) >= 0:
+            raise BadRequest("filecontent is shorter than the slice", code=-4021, close=True)
+        view = memoryview(obj)[start:end]
+        sink.write(view)
+        for h in hashers:
+            h.update(view)
+        tail = (tail + obj[max(start, end - keep) : end])[-keep:]
+
+    need = length
+    if feeder.pending:
+        n = min(need, feeder.pending)
+        take(feeder.buf, feeder.pos, feeder.pos + n)
+        feeder.pos += n
+        need -= n
+    buf = _direct_buffer()
+    view = memoryview(buf)
+    while need:
+        n = feeder.reader.readinto(view[: min(len(buf), need)])
+        take(buf, 0, n)
+        need -= n
+    after = feeder.buf[feeder.pos :]
+    while len(after) < len(delim):
+        more = feeder.reader.read(len(delim) - len(after))
+        if not more:
+            break
+        after += more
+    if not after.startswith(delim) or (tail + after[: len(delim)]).find(delim) != len(tail):
+        raise BadRequest("filecontent is longer than the slice", code=-4021, close=True)
+    feeder.buf, feeder.pos = after, 0
+
+
 def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_file_start: FileStartHook
                     ) -> RequestBody:
     try:
@@ -216,28 +333,37 @@ def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_fil
     sha1: Any = None
     md5: Any = None
     upload: Spooled | None = None
+    feeder = _Feeder(reader)
+    delim = b"\r\n--" + parse_boundary(content_type).encode("latin-1")
     try:
         while True:
-            chunk = reader.read()
+            piece = feeder.next_piece()
             try:
-                events = decoder.feed(chunk) if chunk else []
-                if not chunk:
+                events = decoder.feed(piece) if piece is not None else []  # type: ignore[arg-type]
+                if piece is None:
                     decoder.close()
             except CosInvalidRequestError as exc:
                 raise BadRequest(f"malformed multipart body: {exc.message}") from None
-            for event in events:
+            for i, event in enumerate(events):
                 if isinstance(event, PartStart):
                     current = event.name.lower()
                     if current == FILE_FIELD:
                         if sink is not None or spool_path is not None:
                             raise BadRequest("more than one filecontent part")
-                        sink = on_file_start(fields, reader.consumed)
+                        feeder.line_mode = False
+                        sink = on_file_start(fields, reader.consumed - feeder.pending)
                         if sink is None:
                             spool_path = tmp_dir / f"spool-{uuid.uuid4().hex}"
                             spool_fd = os.open(spool_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                         op = fields.get("op", "")
                         sha1 = hashlib.sha1() if op in ("upload", "") else None
                         md5 = hashlib.md5() if "datamd5" in fields else None
+                        expected = getattr(sink, "expected", None)
+                        if sink is not None and expected is not None and i == len(events) - 1:
+                            # the decoder holds nothing: the data follows in the stream
+                            _read_direct(feeder, delim, expected, sink,
+                                         [h for h in (sha1, md5) if h is not None])
+                            spool_len = expected
                     else:
                         text_buf = bytearray()
                 elif isinstance(event, PartData):
@@ -275,7 +401,7 @@ def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_fil
                     current = None
                 elif isinstance(event, FormEnd):
                     pass
-            if not chunk:
+            if piece is None:
                 break
         if upload is None and (spool_path is not None or sink is not None):
             raise BadRequest("filecontent part not terminated")
