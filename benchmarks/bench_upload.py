@@ -258,14 +258,17 @@ def measure_instant(fig: dict[str, Any], src: Path, url: str, reps: int, setup: 
     t_sha = best(lambda: plain_sha1(src)[1], reps + 1)
     c = client_for(url, "v1")
     c.upload_file(str(src), "/bench/stored.bin")
-    inst = []
+    inst, rest = [], []
     for i in range(reps + 1):
         r = c.upload_file(str(src), f"/bench/instant{i}.bin")
         assert r.instant
         inst.append(r.elapsed)
+        rest.append(r.elapsed - r.hash_seconds)
     c.close()
-    fig["instant"] = {"instant_s": min(inst), "sha1_s": t_sha, "ratio": min(inst) / t_sha}
-    print(f"5. instant upload {min(inst):.2f}s vs SHA-1 {t_sha:.2f}s -> ratio {min(inst) / t_sha:.2f}",
+    fig["instant"] = {"instant_s": min(inst), "sha1_s": t_sha, "ratio": min(inst) / t_sha,
+                      "non_hash_s": min(rest)}
+    print(f"5. instant upload {min(inst):.2f}s vs SHA-1 {t_sha:.2f}s (measured just before) -> ratio "
+          f"{min(inst) / t_sha:.2f}; outside the hash (folder stat, init, verify stat): {min(rest) * 1000:.1f} ms",
           flush=True)
     setup.delete("/bench/stored.bin")
     for i in range(reps + 1):
