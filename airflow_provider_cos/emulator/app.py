@@ -74,6 +74,10 @@ class CosApp(CosOperations):
         self._used_once: set[tuple[str, int, str, str]] = set()
         self._once_lock = threading.Lock()
 
+    def close(self) -> None:
+        for _cfg, store in self._buckets.values():
+            store.close()
+
     # ------------------------------------------------------------------------------------ entry
     def handle(self, ex: Exchange) -> Reply:
         target = ex.target
@@ -135,7 +139,10 @@ class CosApp(CosOperations):
             fault_reply = self._apply_fault(path, op, fields, has_file=body.upload is not None)
             if fault_reply is not None:
                 return fault_reply
-            signature = self._authenticate(ex, sign_param, cfg, store, api_version, path, op)
+            if isinstance(sink, SliceWriter):  # authenticated when the file part started (same op and path)
+                signature = sink.signature
+            else:
+                signature = self._authenticate(ex, sign_param, cfg, store, api_version, path, op)
             if not op:
                 raise ApiError(-60, "no op field")
             ctx = Ctx(api_version, cfg, store, raw_obj or "/", path, op, fields, body.upload, signature)
@@ -155,7 +162,7 @@ class CosApp(CosOperations):
         if self.faults.would_match(self._op_names(op, fields, True), path):
             return None
         try:
-            self._authenticate(ex, sign_param, cfg, store, api_version, path, op)
+            signature = self._authenticate(ex, sign_param, cfg, store, api_version, path, op)
             file_path = self._file_path_of(path)
         except ApiError:
             return None
@@ -165,9 +172,11 @@ class CosApp(CosOperations):
                 or not offset_text.isdigit() or len(offset_text) > 20 or not state.valid_offset(int(offset_text)):
             return None
         try:
-            return store.begin_slice(state, int(offset_text), wait=True)
+            writer = store.begin_slice(state, int(offset_text), wait=True)
         except (SessionGone, SessionBusy):
             return None
+        writer.signature = signature
+        return writer
 
     @staticmethod
     def _decode_path(raw: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -27,6 +28,17 @@ class DropConnection(Exception):
     """Close the socket without answering (fault injection)."""
 
 
+_DATE: list[Any] = [0, ""]
+
+
+def _http_date() -> str:
+    """The Date header value, formatted once per second."""
+    now = int(time.time())
+    if _DATE[0] != now:
+        _DATE[:] = [now, formatdate(now, usegmt=True)]
+    return str(_DATE[1])
+
+
 @dataclass
 class Reply:
     status: int
@@ -41,7 +53,7 @@ class Reply:
             reason = "Status"
         head = (
             f"HTTP/1.1 {self.status} {reason}\r\n"
-            f"Server: cos-emulator\r\nDate: {formatdate(usegmt=True)}\r\n"
+            f"Server: cos-emulator\r\nDate: {_http_date()}\r\n"
             f"Content-Type: {self.content_type}\r\nContent-Length: {len(self.body)}\r\n"
             f"Connection: {'keep-alive' if keep_alive and not self.close else 'close'}\r\n\r\n"
         )

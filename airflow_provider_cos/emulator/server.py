@@ -333,6 +333,7 @@ class CosEmulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        server.app.close()
 
     def close(self) -> None:
         """Stop and, if the data directory was created by this object, remove it."""

@@ -119,6 +119,8 @@ class SessionState:
     hash_state: Sha1State = field(default_factory=Sha1State, repr=False, compare=False)
     hash_pos: int = field(default=0, repr=False, compare=False)
     part_states: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
+    sdir: Path | None = field(default=None, repr=False, compare=False)
+    journal_fd: int | None = field(default=None, repr=False, compare=False)
 
     _PERSISTED = ("session", "path", "api_version", "filesize", "slice_size", "sha", "uploadparts", "biz_attr",
                   "insert_only", "ctime")
@@ -208,6 +210,7 @@ class SliceWriter:
         self.length = 0
         self._fd: int | None = fd
         self._lock: threading.Lock | None = lock
+        self.signature: Any = None  # the request's verified signature (set by the app)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
@@ -414,19 +417,26 @@ class BucketStore:
     def _session_dir(self, session: str) -> Path:
         return self.sessions_dir / _hash_name(session)[:40]
 
+    def _state_dir(self, state: SessionState) -> Path:
+        if state.sdir is None:
+            state.sdir = self._session_dir(state.session)
+        return state.sdir
+
     def _data_path(self, state: SessionState) -> Path:
-        return self._session_dir(state.session) / "data"
+        return self._state_dir(state) / "data"
 
     def _journal(self, state: SessionState, line: str) -> None:
-        """Append to the session's received-slices journal (no fsync: survives a process crash)."""
-        try:
-            fd = os.open(self._session_dir(state.session) / "received", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        except FileNotFoundError:
-            raise SessionGone(state.session) from None
-        try:
-            os.write(fd, line.encode("ascii"))
-        finally:
-            os.close(fd)
+        """Append to the session's received-slices journal (call with ``state.lock`` held, session alive).
+
+        No fsync: the journal survives a killed process, not a power cut. The descriptor stays open
+        until the session is discarded (closed there under the same lock)."""
+        if state.journal_fd is None:
+            try:
+                state.journal_fd = os.open(self._state_dir(state) / "received",
+                                           os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            except FileNotFoundError:
+                raise SessionGone(state.session) from None
+        os.write(state.journal_fd, line.encode("ascii"))
 
     @staticmethod
     def _replay_journal(state: SessionState, journal: Path) -> None:
@@ -475,7 +485,11 @@ class BucketStore:
             state = self._sessions.pop(session, None)
             if state is None:
                 return
-            state.alive = False
+            with state.lock:
+                state.alive = False
+                if state.journal_fd is not None:
+                    os.close(state.journal_fd)
+                    state.journal_fd = None
             if self._session_at.get(state.path) == session:
                 del self._session_at[state.path]
             sdir = self._session_dir(session)
@@ -632,6 +646,15 @@ class BucketStore:
         if old is not None and old.blob:
             (self.blobs_dir / old.blob).unlink(missing_ok=True)
         return meta
+
+    def close(self) -> None:
+        """Release open descriptors (the state on disk is kept; a new store reloads it)."""
+        with self.lock:
+            for state in self._sessions.values():
+                with state.lock:
+                    if state.journal_fd is not None:
+                        os.close(state.journal_fd)
+                        state.journal_fd = None
 
     def sessions(self) -> Iterator[SessionState]:
         with self.lock:
