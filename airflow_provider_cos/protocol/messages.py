@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from airflow_provider_cos.protocol.errors import CosProtocolError, error_from_envelope
-from airflow_provider_cos.protocol.multipart import BoundaryFactory, encode_form, random_boundary
+from airflow_provider_cos.protocol.multipart import BoundaryFactory, EncodedForm, encode_form, random_boundary
 from airflow_provider_cos.protocol.paths import (
     ApiVersion,
     ObjectUrls,
@@ -76,12 +76,7 @@ def encode_request(
     boundary_factory: BoundaryFactory = random_boundary,
 ) -> HttpRequest:
     """Encode a :class:`CosRequest` into an :class:`HttpRequest` with the ``Authorization`` header."""
-    url = target.url(request.path)
-    if request.query:
-        from urllib.parse import urlencode
-
-        url += "?" + urlencode(request.query)
-    headers = {"Authorization": signature, "Accept": "application/json"}
+    url, headers = _url_and_headers(target, request, signature)
     body: bytes | None = None
     if request.body_format == "json":
         headers["Content-Type"] = "application/json"
@@ -95,6 +90,37 @@ def encode_request(
         headers["Content-Type"] = form.content_type
         body = form.body(data)
     return HttpRequest(request.method, url, headers, body)
+
+
+def encode_request_head(
+    target: CosTarget,
+    request: CosRequest,
+    signature: str,
+    *,
+    boundary_factory: BoundaryFactory = random_boundary,
+) -> tuple[HttpRequest, EncodedForm]:
+    """Encode a multipart request with a binary part, without its body.
+
+    Returns the :class:`HttpRequest` (``body`` is ``None``) and the :class:`EncodedForm` whose
+    ``prefix + data + suffix`` is the body :func:`encode_request` would build for the same boundary, so
+    that a caller can place the data itself (e.g. read straight into a reused buffer, see
+    :meth:`EncodedForm.frame_into`) instead of joining a copy.
+    """
+    if request.body_format != "multipart" or request.file_field is None:
+        raise ValueError(f"op {request.op}: encode_request_head needs a multipart request with a file field")
+    url, headers = _url_and_headers(target, request, signature)
+    form = encode_form(request.fields, request.file_field, boundary_factory=boundary_factory)
+    headers["Content-Type"] = form.content_type
+    return HttpRequest(request.method, url, headers, None), form
+
+
+def _url_and_headers(target: CosTarget, request: CosRequest, signature: str) -> tuple[str, dict[str, str]]:
+    url = target.url(request.path)
+    if request.query:
+        from urllib.parse import urlencode
+
+        url += "?" + urlencode(request.query)
+    return url, {"Authorization": signature, "Accept": "application/json"}
 
 
 def parse_envelope(status: int, body: bytes, *, op: str, path: str | None = None) -> dict[str, Any]:

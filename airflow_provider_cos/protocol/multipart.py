@@ -43,6 +43,22 @@ class EncodedForm:
     def length(self, data_len: int) -> int:
         return len(self.prefix) + data_len + len(self.suffix)
 
+    def frame_into(self, buffer: bytearray | memoryview, data_start: int, data_len: int) -> memoryview:
+        """Write ``prefix`` just before and ``suffix`` just after ``data_len`` bytes that already sit at
+        ``buffer[data_start:]``; return the view of the whole body (``body(data)``, without a copy).
+
+        Raises :class:`ValueError` when the framing does not fit around the data.
+        """
+        view = memoryview(buffer)
+        start = data_start - len(self.prefix)
+        end = data_start + data_len + len(self.suffix)
+        if start < 0 or data_len < 0 or end > view.nbytes:
+            raise ValueError(f"multipart framing ({len(self.prefix)} + {len(self.suffix)} bytes) does not fit "
+                             f"around {data_len} bytes at {data_start} in a buffer of {view.nbytes}")
+        view[start:data_start] = self.prefix
+        view[data_start + data_len : end] = self.suffix
+        return view[start:end]
+
 
 def encode_form(
     fields: Sequence[tuple[str, str]],

@@ -9,6 +9,8 @@ from airflow_provider_cos.transfer.retry import RetryPolicy
 
 KiB = 1024
 MiB = 1024 * KiB
+#: Room a slice buffer keeps around the slice for the multipart framing (see ``transfer.buffers``).
+SLICE_FRAMING = 5 * KiB
 
 #: Measured on the reference machine (2 cores, see BENCHMARKS.md): 4 in-flight slices saturate the
 #: emulator on loopback; 8 gains nothing and costs memory. Against a remote server a higher value
@@ -22,14 +24,16 @@ class TransferConfig:
 
     Memory bound of one ``upload_file``, whatever the file size::
 
-        peak ≈ max_workers × slice_size × 2  +  hash_chunk_size  +  ~1 MiB (JSON, headers, bookkeeping)
+        peak ≈ max_workers × (slice_size + 5 KiB)  +  hash_chunk_size  +  ~1 MiB (JSON, headers, bookkeeping)
 
-    Each in-flight slice holds its bytes (read with ``os.pread`` just before sending) plus the encoded
-    multipart body built from them (the first copy is dropped as soon as the body exists). The hash
-    pass reuses one buffer of ``hash_chunk_size``. Queued slices are ``(offset, length)`` descriptors and
-    cost nothing. The server decides the real slice size (``slice_size`` is only a request), so the
-    bound uses the server's value when it differs. Files below ``simple_threshold`` are sent with one
-    ``op=upload`` and are held in memory once (plus the encoded body): ``2 × simple_threshold``.
+    Each sending thread owns one reusable buffer: the slice is read into it (``preadv``) with 5 KiB of
+    room around it, where the multipart prefix and suffix are written, and the transport streams a view
+    of it, so an in-flight slice is held once. The buffers live as long as the sending threads (one
+    phase of slices). The hash pass reuses one buffer of ``hash_chunk_size`` (freed before the slices
+    start). Queued slices are ``(offset, length)`` descriptors and cost nothing. The server decides the
+    real slice size (``slice_size`` is only a request), so the bound uses the server's value when it
+    differs. Files below ``simple_threshold`` are sent with one ``op=upload`` and are held in memory
+    once plus the encoded body: ``2 × simple_threshold``.
 
     ``connect_timeout``/``read_timeout`` are seconds (requests' ``(connect, read)`` tuple).
     ``verify``: after completion, ``stat`` the object and compare its size and SHA-1 with the file.
@@ -73,4 +77,4 @@ class TransferConfig:
     def memory_bound(self, slice_size: int | None = None) -> int:
         """The documented peak (bytes) for slices of ``slice_size`` (default: the configured one)."""
         size = slice_size or self.slice_size
-        return self.max_workers * size * 2 + self.hash_chunk_size + MiB
+        return self.max_workers * (size + SLICE_FRAMING) + self.hash_chunk_size + MiB

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from airflow_provider_cos.protocol.errors import CosCancelledError, CosError
-from airflow_provider_cos.protocol.messages import CosRequest, CosTarget, encode_request
+from airflow_provider_cos.protocol.messages import CosRequest, CosTarget, encode_request, encode_request_head
 from airflow_provider_cos.protocol.signing import Signer
+from airflow_provider_cos.transfer.buffers import SliceBuffer
 from airflow_provider_cos.transfer.retry import RetryPolicy
 from airflow_provider_cos.transfer.transport import Transport
 
@@ -45,13 +46,17 @@ class Requester:
         request: CosRequest,
         process: Processor[T],
         *,
-        data: bytes | None = None,
+        data: bytes | SliceBuffer | None = None,
         progress: Callable[[int], None] | None = None,
         stop: threading.Event | None = None,
         on_retry: Callable[[CosError], None] | None = None,
     ) -> T:
         """Run ``request`` until ``process`` returns, the policy gives up (the typed error is raised),
-        or ``stop`` is set (:class:`CosCancelledError`)."""
+        or ``stop`` is set (:class:`CosCancelledError`).
+
+        ``data`` is the binary part: ``bytes`` (joined into the encoded body), or a loaded
+        :class:`SliceBuffer` (framed in place, sent as a view of the buffer; the buffer must not be
+        reloaded before this call returns)."""
         policy = self._retry.begin()
         while True:
             if stop is not None and stop.is_set():
@@ -65,8 +70,17 @@ class Requester:
                     progress(n)
 
             try:
-                http = encode_request(target, request, self._sign(target, request), data)
-                response = self._transport.send(http, payload_len=request.data_len if data is not None else 0,
+                signature = self._sign(target, request)
+                if isinstance(data, SliceBuffer):
+                    if data.nbytes != request.data_len:
+                        raise ValueError(f"op {request.op}: data length {data.nbytes} != {request.data_len}")
+                    http, form = encode_request_head(target, request, signature)
+                    body: bytes | memoryview | None = data.framed(form)
+                else:
+                    http = encode_request(target, request, signature, data)
+                    body = http.body
+                response = self._transport.send(http, body=body,
+                                                payload_len=request.data_len if data is not None else 0,
                                                 on_progress=on_bytes if progress is not None else None)
                 return process(response.status, response.body)
             except CosError as error:

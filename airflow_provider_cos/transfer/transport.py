@@ -50,7 +50,8 @@ class StreamingBody:
     is exactly the payload length.
     """
 
-    def __init__(self, body: bytes, payload_len: int, on_progress: Callable[[int], None] | None) -> None:
+    def __init__(self, body: bytes | bytearray | memoryview, payload_len: int,
+                 on_progress: Callable[[int], None] | None) -> None:
         self._view = memoryview(body)
         self._pos = 0
         self._payload_len = payload_len
@@ -101,20 +102,25 @@ class Transport:
     def session(self) -> requests.Session:
         return self._session
 
-    def send(self, request: HttpRequest, *, payload_len: int = 0,
+    def send(self, request: HttpRequest, *, body: bytes | memoryview | None = None, payload_len: int = 0,
              on_progress: Callable[[int], None] | None = None) -> HttpResponse:
-        """Send and read the whole answer. Raises :class:`CosTransportError` for any transport failure."""
+        """Send and read the whole answer. Raises :class:`CosTransportError` for any transport failure.
+
+        ``body`` replaces ``request.body`` when given (e.g. a view of a reused slice buffer: it is
+        streamed without a copy, and it is no longer used once this returns).
+        """
         if self._closed.is_set():
             raise CosTransportError("transport is closed", retryable=False)
-        body: Any = request.body
-        if request.body is not None and payload_len > 0:
-            body = StreamingBody(request.body, payload_len, on_progress)
+        raw = request.body if body is None else body
+        payload: Any = raw
+        if raw is not None and payload_len > 0:
+            payload = StreamingBody(raw, payload_len, on_progress)
         try:
             response = self._session.request(
                 request.method,
                 request.url,
                 headers=dict(request.headers),
-                data=body,
+                data=payload,
                 timeout=self._timeout,
                 allow_redirects=False,
             )

@@ -39,6 +39,7 @@ from airflow_provider_cos.protocol.errors import (
 from airflow_provider_cos.protocol.messages import CosTarget, InstantUpload, SliceAck, SliceSession, StatInfo
 from airflow_provider_cos.protocol.operations import Dialect, V2Dialect
 from airflow_provider_cos.protocol.paths import ObjectUrls, normalize_file_path
+from airflow_provider_cos.transfer.buffers import ThreadBuffers
 from airflow_provider_cos.transfer.checkpoint import CheckpointStore, UploadCheckpoint, checkpoint_key
 from airflow_provider_cos.transfer.config import TransferConfig
 from airflow_provider_cos.transfer.coordinator import TransferCoordinator
@@ -113,6 +114,7 @@ class FileUpload:
         self._identity = FileIdentity(0, 0)
         self._resumed = False
         self._hash_seconds = 0.0
+        self._buffers = ThreadBuffers()
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> UploadResult:
@@ -266,7 +268,8 @@ class FileUpload:
     def _send_slice(self, slc: Slice, session: str, sha: str | None) -> SliceAck:
         if self.coord.stop.is_set():
             self.coord.check_cancelled()
-        data = pread_exact(self._fd, slc.length, slc.offset, path=self.local_path)
+        data = self._buffers.get()  # this thread's buffer: free, the previous slice's call has returned
+        data.load(self._fd, slc.length, slc.offset, path=self.local_path)
         request = self.dialect.prepare_slice_data(self.cos_path, session=session, offset=slc.offset,
                                                   length=slc.length, sha=sha)
         path = self.cos_path
@@ -339,10 +342,13 @@ class FileUpload:
             try:
                 self.coord.run_slices(body, self._sender(opened.session, None), max_in_flight=self._limit(opened))
                 urls: ObjectUrls | None = None
-                for slc in finals:
-                    self._check_unchanged()
-                    self.coord.check_cancelled()
-                    urls = self._send_slice(slc, opened.session, None).urls
+                try:
+                    for slc in finals:
+                        self._check_unchanged()
+                        self.coord.check_cancelled()
+                        urls = self._send_slice(slc, opened.session, None).urls
+                finally:
+                    self._buffers.release()  # this (calling) thread's buffer: the workers' died with them
             except CosSessionError as e:
                 _log.warning("slice session problem (%s); asking the server where to continue", e)
                 continue

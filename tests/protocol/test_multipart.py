@@ -136,3 +136,26 @@ def test_parse_boundary(ctype: str, expected: str) -> None:
 def test_parse_boundary_rejects(ctype: str) -> None:
     with pytest.raises(CosInvalidRequestError):
         parse_boundary(ctype)
+
+
+def test_frame_into_writes_the_same_bytes_around_data_in_place() -> None:
+    form = encode_form([("op", "upload_slice"), ("offset", "0")], "filecontent", boundary_factory=lambda: "B")
+    buf = bytearray(b"\xee" * 400)
+    buf[300:304] = b"DATA"
+    body = form.frame_into(buf, 300, 4)
+    assert isinstance(body, memoryview)
+    assert bytes(body) == form.body(b"DATA")
+    assert body.obj is buf  # a view of the caller's buffer, not a copy
+    assert buf[: 300 - len(form.prefix)] == b"\xee" * (300 - len(form.prefix))  # nothing written outside
+    assert buf[304 + len(form.suffix) :] == b"\xee" * (96 - len(form.suffix))
+    # the data may also start exactly after the prefix and end right before the end of the buffer
+    tight = bytearray(form.length(4))
+    tight[len(form.prefix) : len(form.prefix) + 4] = b"DATA"
+    assert bytes(form.frame_into(tight, len(form.prefix), 4)) == form.body(b"DATA")
+
+
+@pytest.mark.parametrize(("start", "size"), [(10, 300), (200, 205)])
+def test_frame_into_refuses_a_buffer_too_small(start: int, size: int) -> None:
+    form = encode_form([("op", "upload_slice")], "filecontent", boundary_factory=lambda: "B")
+    with pytest.raises(ValueError, match="does not fit"):
+        form.frame_into(bytearray(size), start, 4)

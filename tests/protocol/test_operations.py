@@ -12,6 +12,7 @@ from airflow_provider_cos.protocol.messages import (
     InstantUpload,
     SliceSession,
     encode_request,
+    encode_request_head,
     parse_envelope,
 )
 from airflow_provider_cos.protocol.multipart import MultipartDecoder, PartData, PartStart, parse_boundary
@@ -76,6 +77,33 @@ def test_v1_data_request_carries_bytes_and_completion_urls() -> None:
     assert ack.offset == 1048576 and ack.urls is None
     done = V1.process_slice_data(200, env(data={"session": "S", "offset": 1048576, **URLS}))
     assert done.urls is not None and done.urls.access_url == "http://a"
+
+
+@pytest.mark.parametrize("dialect", [V1, V2])
+def test_encode_request_head_frames_exactly_the_bytes_of_encode_request(dialect: object) -> None:
+    from airflow_provider_cos.protocol.operations import Dialect
+
+    assert isinstance(dialect, Dialect)
+    target = TARGET1 if dialect is V1 else TARGET2
+    data = bytes(range(256)) * 40 + b"\r\n--B--\r\n"
+    req = dialect.prepare_slice_data("/d/x y.bin", session="S", offset=1048576, length=len(data),
+                                     sha=None if dialect is V1 else "ab" * 20)
+    whole = encode_request(target, req, "SIG", data, boundary_factory=lambda: "B0UND")
+    head, form = encode_request_head(target, req, "SIG", boundary_factory=lambda: "B0UND")
+    assert head.body is None
+    assert (head.method, head.url, dict(head.headers)) == (whole.method, whole.url, dict(whole.headers))
+    assert form.body(data) == whole.body
+    buf = bytearray(4096 + len(data) + 1024)
+    buf[4096 : 4096 + len(data)] = data
+    assert bytes(form.frame_into(buf, 4096, len(data))) == whole.body
+
+
+def test_encode_request_head_needs_a_binary_part() -> None:
+    with pytest.raises(ValueError, match="file field"):
+        encode_request_head(TARGET2, V2.prepare_stat("/a"), "SIG")
+    with pytest.raises(ValueError, match="file field"):
+        encode_request_head(TARGET2, V2.prepare_slice_finish("/x.bin", session="S", filesize=10, sha="cc" * 20),
+                            "SIG")
 
 
 def test_encode_request_checks_data_length() -> None:

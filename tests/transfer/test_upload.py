@@ -232,3 +232,35 @@ def test_missing_local_file(make_client: Make) -> None:
 def test_sha1_helper_agrees(tmp_path: Path) -> None:
     p = tmp_path / "x"
     assert write_file(p, 1000) == sha1_of(p)
+
+
+def test_slices_are_framed_in_place_not_joined(make_client: Make, emulator: CosEmulator, tmp_path: Path,
+                                               api_version: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slice bodies are views of the per-thread buffers: no joined copy, no buffer outliving its phase."""
+    from airflow_provider_cos.protocol.multipart import EncodedForm
+    from airflow_provider_cos.transfer import buffers
+
+    def no_join(self: EncodedForm, data: object = None) -> bytes:
+        if data is not None:
+            raise AssertionError("a slice body was joined")
+        return self.prefix + self.suffix
+
+    created: list[buffers.SliceBuffer] = []
+    real_init = buffers.SliceBuffer.__init__
+
+    def counting_init(self: buffers.SliceBuffer) -> None:
+        real_init(self)
+        created.append(self)
+
+    monkeypatch.setattr(EncodedForm, "body", no_join)
+    monkeypatch.setattr(buffers.SliceBuffer, "__init__", counting_init)
+    src = tmp_path / "big.bin"
+    size = 5 * MiB + 777
+    sha1 = write_file(src, size)
+    client = make_client(api_version, config=small_config(max_workers=2))
+    result = client.upload_file(str(src), "/framed.bin")
+    assert result.slices_sent == 11
+    assert_stored(client, emulator, "/framed.bin", sha1, size)
+    # one buffer per sending thread (2 workers, plus the calling thread for the v1 final slice)
+    assert 1 <= len(created) <= (3 if api_version == "v1" else 2)
+    assert all(b.capacity <= 512 * KiB + buffers.HEADROOM + buffers.TAILROOM for b in created)
