@@ -1,8 +1,15 @@
-"""The one place where ``requests`` meets the engine.
+"""The one place where the HTTP library meets the engine.
 
-:class:`Transport` sends an already signed and encoded :class:`HttpRequest` over one pooled, keep-alive
-``requests.Session`` and returns ``(status, body)``. Every exception ``requests``/``urllib3`` can raise is
-converted to :class:`CosTransportError` here, ``raise ... from e``, and nowhere else.
+:class:`Transport` sends an already signed and encoded :class:`HttpRequest` over one thread-safe pool of
+keep-alive connections (``urllib3.PoolManager``, the pool ``requests`` itself is built on) and returns
+``(status, body)``. Every exception ``urllib3``/``http.client``/the socket layer can raise is converted
+to :class:`CosTransportError` here, ``raise ... from e``, and nowhere else.
+
+Why not ``requests.Session``: on the slice path its per-request layer (prepare, settings merge,
+cookies, hooks, response building) cost about as much client CPU as everything else in the engine
+(see BENCHMARKS.md #1); the engine needs none of it (no proxies from the environment, no redirects,
+no cookies). Same wire behaviour: ``User-Agent``, ``Accept-Encoding: gzip, deflate`` (answers are
+decoded), an explicit ``Content-Length``, TLS verified against the CA bundle ``requests`` uses.
 
 Request bodies are streamed from a memoryview in ``send_block_size`` blocks (no copy) so that progress
 can be reported as bytes leave, and rewound by the caller if the attempt fails.
@@ -10,36 +17,38 @@ can be reported as bytes leave, and rewound by the caller if the attempt fails.
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from airflow_provider_cos.protocol.errors import CosTransportError
 from airflow_provider_cos.protocol.messages import HttpRequest
 
 USER_AGENT = "airflow-provider-cos"
+_DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": "*/*"}
+
+
+def _ca_bundle() -> str | None:
+    """The CA bundle ``requests`` verifies against (certifi, one of its dependencies), so TLS trust does
+    not change with the transport; ``None`` (the system store) if certifi is missing."""
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - installed with requests
+        return None
+    return str(certifi.where())
 
 
 @dataclass(frozen=True)
 class HttpResponse:
     status: int
     body: bytes
-
-
-class _BlockAdapter(HTTPAdapter):
-    """An adapter whose connections send file-like bodies in big blocks (urllib3's default is 16 KiB)."""
-
-    def __init__(self, *, block_size: int, pool_maxsize: int) -> None:
-        self._block_size = block_size
-        super().__init__(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0, pool_block=False)
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        pool_kwargs.setdefault("blocksize", self._block_size)
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
 
 
 class StreamingBody:
@@ -85,22 +94,18 @@ class StreamingBody:
 
 
 class Transport:
-    """A pooled HTTP client. Thread-safe: the pool holds up to ``pool_size`` keep-alive connections."""
+    """A pooled HTTP client. Thread-safe: the pool holds up to ``pool_size`` keep-alive connections per
+    host (more callers than that get a temporary connection rather than waiting)."""
 
-    def __init__(self, *, pool_size: int, timeout: tuple[float, float], send_block_size: int = 256 * 1024,
-                 session: requests.Session | None = None) -> None:
-        self._timeout = timeout
-        self._session = session or requests.Session()
-        self._session.trust_env = False if session is None else self._session.trust_env
-        adapter = _BlockAdapter(block_size=send_block_size, pool_maxsize=pool_size)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers["User-Agent"] = USER_AGENT
+    def __init__(self, *, pool_size: int, timeout: tuple[float, float], send_block_size: int = 256 * 1024) -> None:
+        self._timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        pool_kwargs: dict[str, Any] = {"blocksize": send_block_size}
+        ca_certs = _ca_bundle()
+        if ca_certs:
+            pool_kwargs.update(cert_reqs="CERT_REQUIRED", ca_certs=ca_certs)
+        self._pool = urllib3.PoolManager(num_pools=4, maxsize=pool_size, block=False, retries=False,
+                                         **pool_kwargs)
         self._closed = threading.Event()
-
-    @property
-    def session(self) -> requests.Session:
-        return self._session
 
     def send(self, request: HttpRequest, *, body: bytes | memoryview | None = None, payload_len: int = 0,
              on_progress: Callable[[int], None] | None = None) -> HttpResponse:
@@ -112,32 +117,29 @@ class Transport:
         if self._closed.is_set():
             raise CosTransportError("transport is closed", retryable=False)
         raw = request.body if body is None else body
+        headers = {**_DEFAULT_HEADERS, **request.headers}
         payload: Any = raw
-        if raw is not None and payload_len > 0:
-            payload = StreamingBody(raw, payload_len, on_progress)
+        if raw is not None:
+            headers["Content-Length"] = str(len(raw) if isinstance(raw, bytes) else raw.nbytes)
+            if payload_len > 0:
+                payload = StreamingBody(raw, payload_len, on_progress)
         try:
-            response = self._session.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers),
-                data=payload,
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
-            content = response.content
-            status = response.status_code
-            response.close()
-        except requests.Timeout as e:
+            response = self._pool.urlopen(request.method, request.url, body=payload, headers=headers,
+                                          timeout=self._timeout, retries=False, redirect=False,
+                                          preload_content=True)
+            return HttpResponse(response.status, response.data)
+        except NewConnectionError as e:  # a subclass of urllib3's ConnectTimeoutError, but a refusal
+            raise CosTransportError(f"connection failed: {type(e).__name__}: {_short(e)}") from e
+        except Urllib3Timeout as e:
             raise CosTransportError(f"timed out: {type(e).__name__}") from e
-        except requests.RequestException as e:
+        except (Urllib3Error, http.client.HTTPException) as e:
             raise CosTransportError(f"connection failed: {type(e).__name__}: {_short(e)}") from e
         except OSError as e:  # raw socket errors urllib3 did not wrap
             raise CosTransportError(f"connection failed: {type(e).__name__}: {_short(e)}") from e
-        return HttpResponse(status, content)
 
     def close(self) -> None:
         self._closed.set()
-        self._session.close()
+        self._pool.clear()
 
 
 def _short(error: BaseException) -> str:
