@@ -1,15 +1,18 @@
 """The one place where the HTTP library meets the engine.
 
-:class:`Transport` sends an already signed and encoded :class:`HttpRequest` over one thread-safe pool of
-keep-alive connections (``urllib3.PoolManager``, the pool ``requests`` itself is built on) and returns
-``(status, body)``. Every exception ``urllib3``/``http.client``/the socket layer can raise is converted
-to :class:`CosTransportError` here, ``raise ... from e``, and nowhere else.
+:class:`Transport` owns the client's one ``requests.Session``: its ``HTTPAdapter`` holds the pool of
+keep-alive connections, sized to the workers (``pool_maxsize``), with no adapter-level retries (the
+engine's :class:`RetryPolicy` decides). :meth:`Transport.send` sends an already signed and encoded
+:class:`HttpRequest` through that adapter's urllib3 pool and returns ``(status, body)``. Every exception
+``urllib3``/``http.client``/the socket layer can raise is converted to :class:`CosTransportError` here,
+``raise ... from e``, and nowhere else.
 
-Why not ``requests.Session``: on the slice path its per-request layer (prepare, settings merge,
-cookies, hooks, response building) cost about as much client CPU as everything else in the engine
-(see BENCHMARKS.md #1); the engine needs none of it (no proxies from the environment, no redirects,
-no cookies). Same wire behaviour: ``User-Agent``, ``Accept-Encoding: gzip, deflate`` (answers are
-decoded), an explicit ``Content-Length``, TLS verified against the CA bundle ``requests`` uses.
+Why the hot path goes to the session's pool rather than ``Session.request``: the per-request layer above
+it (prepare, environment-settings merge, cookies, hooks, response building) cost about as much client
+CPU per slice as everything else in the engine (BENCHMARKS.md #1), and the engine needs none of it (no
+proxies from the environment, no redirects, no cookies). Same wire behaviour: ``User-Agent``,
+``Accept-Encoding: gzip, deflate`` (answers are decoded), an explicit ``Content-Length``, TLS verified
+against the CA bundle ``requests`` uses.
 
 Request bodies are streamed from a memoryview in ``send_block_size`` blocks (no copy) so that progress
 can be reported as bytes leave, and rewound by the caller if the attempt fails.
@@ -23,7 +26,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
@@ -93,19 +98,40 @@ class StreamingBody:
         return self._reported
 
 
+class _PoolAdapter(HTTPAdapter):
+    """The session's adapter: a pool of ``pool_maxsize`` keep-alive connections per host, sending bodies
+    in ``block_size`` blocks (urllib3's default is 16 KiB), verifying TLS against ``ca_certs``."""
+
+    def __init__(self, *, block_size: int, pool_maxsize: int, ca_certs: str | None) -> None:
+        self._extra_pool_kwargs: dict[str, Any] = {"blocksize": block_size}
+        if ca_certs:
+            self._extra_pool_kwargs.update(cert_reqs="CERT_REQUIRED", ca_certs=ca_certs)
+        super().__init__(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0, pool_block=False)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        for key, value in self._extra_pool_kwargs.items():
+            pool_kwargs.setdefault(key, value)
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+
 class Transport:
-    """A pooled HTTP client. Thread-safe: the pool holds up to ``pool_size`` keep-alive connections per
-    host (more callers than that get a temporary connection rather than waiting)."""
+    """One ``requests.Session`` and its connection pool. Thread-safe: the pool holds up to ``pool_size``
+    keep-alive connections per host (more callers than that get a temporary connection, not a wait)."""
 
     def __init__(self, *, pool_size: int, timeout: tuple[float, float], send_block_size: int = 256 * 1024) -> None:
         self._timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
-        pool_kwargs: dict[str, Any] = {"blocksize": send_block_size}
-        ca_certs = _ca_bundle()
-        if ca_certs:
-            pool_kwargs.update(cert_reqs="CERT_REQUIRED", ca_certs=ca_certs)
-        self._pool = urllib3.PoolManager(num_pools=4, maxsize=pool_size, block=False, retries=False,
-                                         **pool_kwargs)
+        self._session = requests.Session()
+        self._session.trust_env = False
+        self._adapter = _PoolAdapter(block_size=send_block_size, pool_maxsize=pool_size, ca_certs=_ca_bundle())
+        self._session.mount("http://", self._adapter)
+        self._session.mount("https://", self._adapter)
+        self._session.headers.update(_DEFAULT_HEADERS)
         self._closed = threading.Event()
+
+    @property
+    def session(self) -> requests.Session:
+        """The client's one session (its adapter owns the connection pool used by :meth:`send`)."""
+        return self._session
 
     def send(self, request: HttpRequest, *, body: bytes | memoryview | None = None, payload_len: int = 0,
              on_progress: Callable[[int], None] | None = None) -> HttpResponse:
@@ -124,7 +150,7 @@ class Transport:
             if payload_len > 0:
                 payload = StreamingBody(raw, payload_len, on_progress)
         try:
-            response = self._pool.urlopen(request.method, request.url, body=payload, headers=headers,
+            response = self._adapter.poolmanager.urlopen(request.method, request.url, body=payload, headers=headers,
                                           timeout=self._timeout, retries=False, redirect=False,
                                           preload_content=True)
             return HttpResponse(response.status, response.data)
@@ -139,7 +165,7 @@ class Transport:
 
     def close(self) -> None:
         self._closed.set()
-        self._pool.clear()
+        self._session.close()
 
 
 def _short(error: BaseException) -> str:

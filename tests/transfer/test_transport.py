@@ -102,7 +102,8 @@ def test_keep_alive_reuses_one_connection(server: str) -> None:
         t.send(HttpRequest("POST", server + "/k", {}, b"x"))
     ports = {s["headers"].get("Host") for s in _Handler.seen}
     assert len(ports) == 1
-    pool = t._pool.connection_from_url(server)
+    # the pool used is the one of the client's requests.Session
+    pool = t.session.get_adapter(server).poolmanager.connection_from_url(server)
     assert pool.num_connections == 1  # type: ignore[attr-defined]
     t.close()
 
@@ -128,6 +129,16 @@ def test_tls_is_verified_against_the_requests_ca_bundle() -> None:
     import certifi
 
     t = _transport()
-    kw = t._pool.connection_pool_kw
+    kw = t.session.get_adapter("https://example.invalid").poolmanager.connection_pool_kw
     assert kw["cert_reqs"] == "CERT_REQUIRED" and kw["ca_certs"] == certifi.where()
+    t.close()
+
+
+def test_one_session_with_a_pool_sized_to_the_workers() -> None:
+    t = Transport(pool_size=7, timeout=(1.0, 1.0))
+    adapter = t.session.get_adapter("http://127.0.0.1")
+    assert adapter is t.session.get_adapter("https://x.invalid")
+    assert adapter.max_retries.total == 0  # the engine's RetryPolicy decides, not the adapter
+    assert adapter.poolmanager.connection_pool_kw["maxsize"] == 7
+    assert t.session.trust_env is False  # no proxies or netrc from the environment
     t.close()
