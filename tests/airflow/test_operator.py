@@ -40,25 +40,70 @@ def _no_upload_happened(emulator: Any) -> None:
         ("file", "/folder/", "ends with '/'"),
         ("file", "/bad*name.bin", "forbidden character"),
         ("file", "/a//b.bin", "empty segment"),
-        ("unreadable", "/a.bin", "not readable"),
         ("fifo", "/a.bin", "not a regular file"),
     ],
 )
 def test_bad_local_input_fails_before_any_request(cos_conns: Any, tmp_path: Path, local: str, cos_path: str,
                                                   message: str) -> None:
     path = {"missing": tmp_path / "nope.bin", "dir": tmp_path}.get(local, tmp_path / "f.bin")
-    if local in ("file", "unreadable"):
+    if local == "file":
         make_file(path, 10)
     if local == "fifo":
         path = tmp_path / "pipe"
         os.mkfifo(path)
-    if local == "unreadable":
-        if os.geteuid() == 0:
-            pytest.skip("root can read anything")
-        path.chmod(0)
     with pytest.raises(AirflowFailException, match=message):
         _op(local_path=str(path), cos_path=cos_path).execute({})
     assert cos_conns.stats.requests == {}
+
+
+def _as_unprivileged(fn: Any) -> str:
+    """Run ``fn`` in a forked child that dropped root (uid/gid nobody); return what it returns or raises.
+
+    Root reads any file, so the unreadable-file case needs a process without CAP_DAC_OVERRIDE. The child
+    only runs ``fn`` (modules are already imported) and exits at once.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_end)
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            out = f"returned {fn()!r}"
+        except BaseException as exc:
+            out = f"{type(exc).__name__}: {exc}"
+        os.write(write_end, out.encode()[:4000])
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as fh:
+        result = fh.read().decode()
+    os.waitpid(pid, 0)
+    return result
+
+
+def test_unreadable_local_file_fails_before_any_request(cos_conns: Any) -> None:
+    import shutil
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="cos-unreadable-"))
+    try:
+        directory.chmod(0o755)
+        path = make_file(directory / "secret.bin", 10)
+        path.chmod(0)
+        op = _op(local_path=str(path), cos_path="/a.bin")
+        if os.geteuid() == 0:
+            outcome = _as_unprivileged(op.validate_local_inputs)
+        else:
+            try:
+                outcome = f"returned {op.validate_local_inputs()!r}"
+            except AirflowFailException as exc:
+                outcome = f"AirflowFailException: {exc}"
+        assert outcome.startswith("AirflowFailException: "), outcome
+        assert f"local_path {str(path)!r} is not readable: Permission denied" in outcome
+        assert cos_conns.stats.requests == {}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_unknown_bucket_and_bad_credentials_fail_clearly(cos_conns: Any, tmp_path: Path,
