@@ -12,6 +12,14 @@ from __future__ import annotations
 
 from airflow_provider_cos.emulator.config import DEMO, BucketConfig, EmulatorSettings
 from airflow_provider_cos.emulator.faults import EmulatorStats, FaultRule
-from airflow_provider_cos.emulator.server import CosEmulator
+from airflow_provider_cos.emulator.server import CosEmulator, EmulatorPortInUseError
 
-__all__ = ["DEMO", "BucketConfig", "CosEmulator", "EmulatorSettings", "EmulatorStats", "FaultRule"]
+__all__ = [
+    "DEMO",
+    "BucketConfig",
+    "CosEmulator",
+    "EmulatorPortInUseError",
+    "EmulatorSettings",
+    "EmulatorStats",
+    "FaultRule",
+]

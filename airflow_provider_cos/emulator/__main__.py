@@ -14,18 +14,22 @@ import threading
 from types import FrameType
 
 from airflow_provider_cos.emulator.config import DEMO
-from airflow_provider_cos.emulator.server import CosEmulator
+from airflow_provider_cos.emulator.server import CosEmulator, EmulatorPortInUseError
+from airflow_provider_cos.protocol.errors import CosConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m airflow_provider_cos.emulator",
-                                     description="Local emulator of the COS JSON API (/files/v1, /files/v2).")
-    parser.add_argument("--port", type=int, default=8089, help="TCP port on 127.0.0.1 (0 = pick a free one)")
+                                     description="Local emulator of the COS JSON API (/files/v1, /files/v2). "
+                                                 "Without flags: port 8089, the demo credentials below and a "
+                                                 "temporary data directory.")
+    parser.add_argument("--port", type=int, default=8089,
+                        help="port on 127.0.0.1; 0 picks a free one; a busy port is an error (default: %(default)s)")
     parser.add_argument("--data-dir", default=None, help="state directory (default: a temporary one)")
-    parser.add_argument("--appid", default=DEMO.appid)
-    parser.add_argument("--bucket", default=DEMO.bucket)
-    parser.add_argument("--secret-id", default=DEMO.secret_id)
-    parser.add_argument("--secret-key", default=DEMO.secret_key)
+    parser.add_argument("--appid", default=DEMO.appid, help="(default: the demo value %(default)s)")
+    parser.add_argument("--bucket", default=DEMO.bucket, help="(default: the demo value %(default)s)")
+    parser.add_argument("--secret-id", default=DEMO.secret_id, help="(default: the demo value %(default)s)")
+    parser.add_argument("--secret-key", default=DEMO.secret_key, help="(default: the demo value %(default)s)")
     parser.add_argument("--serial-upload", action="store_true", help="answer serial_upload=1")
     parser.add_argument("--slice-size", type=int, default=None, help="force the slice size the server answers")
     parser.add_argument("--log-level", default="WARNING")
@@ -33,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    emulator = CosEmulator(data_dir=args.data_dir, appid=args.appid, bucket=args.bucket,
-                           secret_id=args.secret_id, secret_key=args.secret_key, port=args.port)
+    try:
+        emulator = CosEmulator(data_dir=args.data_dir, appid=args.appid, bucket=args.bucket,
+                               secret_id=args.secret_id, secret_key=args.secret_key, port=args.port)
+    except CosConfigError as exc:
+        parser.error(exc.message)
     emulator.settings.serial_upload = args.serial_upload
     emulator.settings.slice_size = args.slice_size
     stop = threading.Event()
@@ -45,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        emulator.start()
+        try:
+            emulator.start()
+        except EmulatorPortInUseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         sys.stdout.write(emulator.url + "\n")
         sys.stdout.flush()
         while not stop.wait(0.5):

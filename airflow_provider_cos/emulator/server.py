@@ -251,6 +251,10 @@ class _Server(ThreadingHTTPServer):
         log.debug("connection error from %s", client_address, exc_info=True)
 
 
+class EmulatorPortInUseError(OSError):
+    """The port the caller asked for could not be bound."""
+
+
 class CosEmulator:
     """A local COS JSON API server (``/files/v1`` and ``/files/v2``) on 127.0.0.1.
 
@@ -283,6 +287,7 @@ class CosEmulator:
         self._stats = StatsCounter()
         self.host = host
         self._port = port
+        self._port_required = bool(port)  # a port the caller asked for: never silently replaced
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -307,15 +312,21 @@ class CosEmulator:
             return self
         app = CosApp(self.data_dir, self.buckets, self.settings, self._faults, self._stats, lambda: self.url)
         server: _Server | None = None
+        last_error: OSError | None = None
         if self._port:
-            for _ in range(50):
+            for _ in range(50):  # a restart may find its old port in TIME_WAIT for a moment
                 try:
                     server = _Server((self.host, self._port), app)
                     break
-                except OSError:
+                except OSError as exc:
+                    last_error = exc
                     time.sleep(0.1)
         if server is None:
-            server = _Server((self.host, 0), app)
+            if self._port_required:
+                raise EmulatorPortInUseError(
+                    f"cannot listen on {self.host}:{self._port}: {last_error.strerror if last_error else 'busy'}"
+                    " (is another emulator running? use port 0 for a free port)")
+            server = _Server((self.host, 0), app)  # a port picked earlier from 0: any free one will do
         self._server = server
         self._port = server.server_address[1]
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},

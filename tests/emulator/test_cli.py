@@ -64,3 +64,35 @@ def test_emulator_imports_neither_transfer_nor_airflow() -> None:
             " or m.startswith('airflow_provider_cos.transfer')]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_busy_explicit_port_is_an_error_not_another_port(tmp_path: Path) -> None:
+    import socket
+
+    from airflow_provider_cos.emulator import CosEmulator, EmulatorPortInUseError
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "airflow_provider_cos.emulator", "--port", str(port)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2
+        assert out.stdout == ""  # no URL line: nothing is listening for the caller
+        assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+        emu = CosEmulator(data_dir=tmp_path, port=port)
+        try:
+            emu.start()
+        except EmulatorPortInUseError as exc:
+            assert str(port) in str(exc)
+        else:  # pragma: no cover - would be the bug
+            emu.close()
+            raise AssertionError("started on another port")
+
+
+def test_bad_flags_get_one_line_errors() -> None:
+    out = subprocess.run([sys.executable, "-m", "airflow_provider_cos.emulator", "--port", "0", "--appid", "abc"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "app_id must be a decimal number, got 'abc'" in out.stderr
+    assert "Traceback" not in out.stderr
