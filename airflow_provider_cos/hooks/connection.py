@@ -16,6 +16,7 @@ This module imports nothing from Airflow (the provider dict imports it at provid
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -78,7 +79,7 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
                "Requested slice size, a multiple of 64 KiB (64 KiB..20 MiB); the server's answer wins.",
                default=MiB, minimum=64 * 1024, maximum=20 * MiB),
     ExtraField("max_workers", "Parallel slices", "integer",
-               "How many slices are sent at once (peak memory about 2 x max_workers x slice_size).",
+               "How many slices are sent at once (peak memory about max_workers x slice_size + 5 MiB).",
                default=4, minimum=1, maximum=64),
     ExtraField("simple_threshold", "Simple upload threshold (bytes)", "integer",
                "Files smaller than this go in one op=upload request; larger ones are sliced.",
@@ -341,6 +342,8 @@ def _number(f: ExtraField, raw: Any, where: str) -> float:
         value = float(raw)
     except (TypeError, ValueError):
         raise CosConfigError(f"{where}: extra field {f.name!r} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise CosConfigError(f"{where}: extra field {f.name!r} must be a finite number, got {raw!r}")
     if f.kind == "integer" and value != int(value):
         raise CosConfigError(f"{where}: extra field {f.name!r} must be an integer, got {raw!r}")
     if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):

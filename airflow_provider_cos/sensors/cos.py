@@ -80,7 +80,8 @@ class CosUploadCompleteSensor(BaseSensorOperator):
             self.log.info("%s incomplete: %s of %s bytes", self.cos_path, stat.get("filelen"), stat.get("filesize"))
             return PokeReturnValue(is_done=False)
         problems = []
-        if self.expected_size is not None and int(stat.get("filesize") or -1) != int(self.expected_size):
+        filesize = stat.get("filesize")
+        if self.expected_size is not None and (filesize is None or int(filesize) != int(self.expected_size)):
             problems.append(f"size {stat.get('filesize')} != expected {self.expected_size}")
         if self.expected_sha1 and str(stat.get("sha") or "").lower() != self.expected_sha1.lower():
             problems.append(f"sha1 {stat.get('sha')} != expected {self.expected_sha1}")

@@ -108,3 +108,19 @@ def test_trigger_reports_errors_as_events(cos_conns: Any, monkeypatch: pytest.Mo
     payload = asyncio.run(first_event(CosUploadCompleteTrigger("/a.bin", poll_interval=0.1,
                                                                deadline=time.time() + 0.3)))
     assert payload == {"status": "error", "message": "timed out waiting for /a.bin: still missing"}
+
+
+def test_a_complete_empty_object_meets_expected_size_zero(cos_conns: Any, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    CosHook("cos_default").upload_file(str(empty), "/empty/e.bin")
+    sensor = CosUploadCompleteSensor(task_id="wait_empty", cos_path="/empty/e.bin", expected_size=0,
+                                     expected_sha1=hashlib.sha1(b"").hexdigest(), deferrable=False)
+    result = sensor.poke({})
+    assert result.is_done
+    assert int(result.xcom_value["filesize"]) == 0
+    # and an expectation of another size still fails on the complete object
+    wrong = CosUploadCompleteSensor(task_id="wait_empty2", cos_path="/empty/e.bin", expected_size=1,
+                                    deferrable=False)
+    with pytest.raises(Exception, match="size 0 != expected 1"):
+        wrong.poke({})
