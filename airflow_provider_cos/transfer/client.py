@@ -185,14 +185,13 @@ class CosClient:
         with self._lock:
             self._active.add(coordinator)
         try:
-            if create_parents:
-                self.ensure_folders(cos_path, target.bucket)
             upload = FileUpload(
                 requester=self._requester, dialect=self.dialect, target=target, config=self.config,
                 coordinator=coordinator, local_path=local_path, cos_path=cos_path, insert_only=insert_only,
                 biz_attr=biz_attr, checkpoint_store=checkpoint_store,
                 stat=lambda p, t: self.stat(p, t.bucket),
                 delete=lambda p, t: self.delete(p, t.bucket),
+                ensure_parents=(lambda: self.ensure_folders(cos_path, target.bucket)) if create_parents else None,
             )
             result = upload.run()
             if coordinator.cancelled:

@@ -94,6 +94,7 @@ class FileUpload:
         checkpoint_store: CheckpointStore | None,
         stat: StatFn,
         delete: DeleteFn,
+        ensure_parents: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.requester = requester
@@ -108,6 +109,7 @@ class FileUpload:
         self.store = checkpoint_store
         self._stat = stat
         self._delete = delete
+        self._ensure_parents = ensure_parents
         self._clock = clock
         self._key = checkpoint_key(target.endpoint, target.appid, target.bucket, self.cos_path, self.local_path)
         self._fd = -1
@@ -128,6 +130,8 @@ class FileUpload:
             if not stat_mod.S_ISREG(st.st_mode):
                 raise CosConfigError("local path is not a regular file", path=self.local_path)
             self._identity = FileIdentity.of_stat(st)
+            if self._ensure_parents is not None:  # only once the local file is known to be readable
+                self._ensure_parents()
             self.coord.progress.total = self._identity.size
             if choose_simple(self._identity.size, self.config.simple_threshold):
                 sha1, outcome = self._simple()

@@ -14,6 +14,7 @@ from airflow_provider_cos.protocol.errors import (
     CosAlreadyExistsError,
     CosAuthError,
     CosCancelledError,
+    CosConfigError,
     CosNotFoundError,
 )
 from airflow_provider_cos.transfer import CosClient, ProgressEvent, UploadResult, inline_executor
@@ -264,3 +265,14 @@ def test_slices_are_framed_in_place_not_joined(make_client: Make, emulator: CosE
     # one buffer per sending thread (2 workers, plus the calling thread for the v1 final slice)
     assert 1 <= len(created) <= (3 if api_version == "v1" else 2)
     assert all(b.capacity <= 512 * KiB + buffers.HEADROOM + buffers.TAILROOM for b in created)
+
+
+@pytest.mark.parametrize("local", ["missing", "directory"])
+def test_bad_local_file_creates_no_folder(make_client: Make, emulator: CosEmulator, tmp_path: Path,
+                                          local: str) -> None:
+    client = make_client()
+    path = tmp_path / "nope.bin" if local == "missing" else tmp_path
+    with pytest.raises(CosConfigError):
+        client.upload_file(str(path), "/never/created/x.bin")
+    assert client.stat("/never/") is None
+    assert "create" not in emulator.stats.requests
