@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
+import os
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +35,35 @@ class _ShaCtx(ctypes.Structure):
     )
 
 
-def _load_libcrypto() -> Any | None:
-    candidates = [ctypes.util.find_library("crypto"), "libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.dylib"]
-    for name in candidates:
-        if not name:
-            continue
+def libcrypto_candidates(platform: str = sys.platform) -> list[str]:
+    """Where to find OpenSSL's libcrypto, best first: the very library ``_hashlib`` runs on (as mapped
+    into this process, Linux), then the loader's search, then versioned sonames.
+
+    On macOS the unversioned ``libcrypto.dylib`` is never tried: loading the system's stub aborts the
+    process instead of raising (python/cpython#84158).
+    """
+    names: list[str] = []
+    try:
+        import _hashlib  # noqa: F401  (makes sure hashlib's libcrypto is mapped)
+
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and "/libcrypto" in fields[5]:
+                    names.append(fields[5].strip())
+    except (ImportError, OSError):
+        pass
+    found = ctypes.util.find_library("crypto")
+    if found:
+        names.append(found)
+    names += ["libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.3.dylib", "libcrypto.1.1.dylib"]
+    if platform == "darwin":
+        names = [n for n in names if os.path.basename(n) != "libcrypto.dylib"]
+    return list(dict.fromkeys(names))
+
+
+def _load_libcrypto() -> tuple[Any | None, str | None]:
+    for name in libcrypto_candidates():
         try:
             lib = ctypes.CDLL(name)
             lib.SHA1_Init.argtypes = [ctypes.c_void_p]
@@ -44,11 +71,11 @@ def _load_libcrypto() -> Any | None:
             lib.SHA1_Final.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
         except (OSError, AttributeError):
             continue
-        return lib
-    return None
+        return lib, name
+    return None, None
 
 
-_LIB = _load_libcrypto()
+_LIB, LIBCRYPTO = _load_libcrypto()
 
 
 def _self_test() -> bool:
@@ -67,6 +94,10 @@ def _self_test() -> bool:
 
 #: True when the OpenSSL fast path is in use.
 FAST_SHA1 = _self_test()
+if not FAST_SHA1:
+    logging.getLogger(__name__).warning(
+        "OpenSSL's SHA-1 could not be loaded through ctypes; v2 uploadparts use a pure-Python SHA-1 "
+        "(correct, but about 1000x slower than hashlib)")
 
 
 def _rol(x: int, n: int) -> int:

@@ -87,3 +87,18 @@ def test_slice_bounds() -> None:
     assert list(slice_bounds(0, 4)) == [(0, 0)]
     with pytest.raises(ValueError):
         list(slice_bounds(10, 0))
+
+
+def test_libcrypto_is_the_one_hashlib_uses_here() -> None:
+    # On Linux the first candidate is the libcrypto mapped for _hashlib; that is the one loaded.
+    assert sha1parts.LIBCRYPTO is not None
+    assert sha1parts.libcrypto_candidates()[0] == sha1parts.LIBCRYPTO
+    if os.path.exists("/proc/self/maps"):
+        assert "/libcrypto" in sha1parts.LIBCRYPTO
+
+
+def test_macos_never_tries_the_unversioned_stub(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sha1parts.ctypes.util, "find_library", lambda name: "/usr/lib/libcrypto.dylib")
+    darwin = sha1parts.libcrypto_candidates(platform="darwin")
+    assert "/usr/lib/libcrypto.dylib" not in darwin and "libcrypto.3.dylib" in darwin
+    assert "/usr/lib/libcrypto.dylib" in sha1parts.libcrypto_candidates(platform="linux")
