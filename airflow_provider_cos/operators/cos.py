@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_cos.hooks.connection import DEFAULT_CONN_ID
@@ -58,8 +58,10 @@ class CosSliceUploadOperator(BaseOperator):
     :param verify: check the stored object's size and SHA-1 after the upload.
     :param app_id: the account's APPID, only needed to declare the outlet Asset at parse time
         (``cos://<bucket>-<appid>/<path>``); it is checked against the connection at run time.
-    :param emit_asset: declare that outlet automatically when ``app_id``, ``bucket`` and ``cos_path``
-        are given and not templated, and no ``outlets`` were passed.
+    :param emit_asset: when no ``outlets`` were passed, declare the object automatically: as the outlet
+        Asset itself when ``app_id``, ``bucket`` and ``cos_path`` are given and not templated, otherwise
+        as an ``AssetAlias`` (``cos-upload:<dag_id>.<task_id>``) to which each run adds the uploaded
+        object's Asset, so DAGs scheduled on ``Asset("cos://<bucket>-<appid>/<path>")`` still trigger.
 
     XCom: ``return_value`` = ``resource_path``; keys ``access_url``, ``source_url``, ``url``, ``sha1``,
     ``size``, ``instant``.
@@ -92,6 +94,9 @@ class CosSliceUploadOperator(BaseOperator):
             if uri is not None:
                 kwargs["outlets"] = [Asset(uri=uri, name=uri)]
         super().__init__(**kwargs)
+        if emit_asset and not self.outlets:
+            # The URI needs the connection's APPID (not read at parse time) or a rendered template.
+            self.outlets = [AssetAlias(name=f"cos-upload:{self.dag_id or '-'}.{self.task_id}")]
         self.local_path = local_path
         self.cos_path = cos_path
         self.bucket = bucket
@@ -231,6 +236,8 @@ class CosSliceUploadOperator(BaseOperator):
         for outlet in self.outlets or ():
             if isinstance(outlet, Asset) and outlet.uri == asset_uri:
                 context["outlet_events"][outlet].extra.update(extra)
+            elif isinstance(outlet, AssetAlias) and outlet.name.startswith("cos-upload:"):
+                context["outlet_events"][outlet].add(Asset(uri=asset_uri, name=asset_uri), extra=extra)
 
     def on_kill(self) -> None:
         """Cancel the transfer: no new slices are sent; the resume state stays for the next try."""

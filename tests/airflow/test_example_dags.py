@@ -58,6 +58,16 @@ def test_example_slice_upload_v1(cos_conns: Any) -> None:
     assert resource_path.endswith("/artifact-4mib.bin")
     assert tis["check_object"].xcom_pull(task_ids="check_object") == resource_path
     assert tis["upload"].xcom_pull(task_ids="upload", key="size") == 4 * 1024 * 1024
+    # the templated path is declared through an AssetAlias; the run adds the object's Asset to it
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    uri = f"cos://{DEMO.bucket}-{DEMO.appid}" + resource_path.split(f"/{DEMO.appid}/{DEMO.bucket}", 1)[1]
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                                 .where(AssetModel.uri == uri, AssetEvent.source_run_id == dag_run.run_id)).all()
+        assert [e.extra["resource_path"] for e in events] == [resource_path]
     assert tis["upload"].xcom_pull(task_ids="upload", key="sha1") == _expected_sha1(4, "cos-example-4")
     assert tis["upload"].xcom_pull(task_ids="upload", key="access_url")
     stat = tis["wait_complete"].xcom_pull(task_ids="wait_complete")
