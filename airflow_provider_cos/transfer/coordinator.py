@@ -67,6 +67,7 @@ class TransferCoordinator:
         self.retries = 0
         self.max_in_flight_seen = 0
         self._in_flight = 0
+        self._on_idle: list[Callable[[], None]] = []
 
     # ---- cancellation
     def cancel(self) -> None:
@@ -100,6 +101,20 @@ class TransferCoordinator:
     def _leave(self) -> None:
         with self._lock:
             self._in_flight -= 1
+            callbacks, self._on_idle = (self._on_idle, []) if self._in_flight == 0 else ([], self._on_idle)
+        for callback in callbacks:
+            callback()
+
+    def when_idle(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once no worker is inside ``send``: at once if none is, else when the last one
+        leaves. After a cancel, workers may still be finishing their slice while ``run_slices`` has
+        already returned; what they read from (the file descriptor) must outlive them. A worker that
+        starts later sees ``stop`` set and never calls ``send``."""
+        with self._lock:
+            if self._in_flight:
+                self._on_idle.append(callback)
+                return
+        callback()
 
     # ---- the bounded loop
     def run_slices(self, slices: Sequence[Slice], send: Callable[[Slice], object], *, max_in_flight: int) -> None:

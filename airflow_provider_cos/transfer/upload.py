@@ -17,6 +17,7 @@ v2: init (with ``sha`` + ``uploadparts``) → data slices in parallel → ``uplo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -145,7 +146,7 @@ class FileUpload:
             if self.store is not None and method != "simple":
                 self.store.delete(self._key)
         finally:
-            os.close(self._fd)
+            self.coord.when_idle(functools.partial(os.close, self._fd))
         return UploadResult(
             resource_path=outcome.urls.resource_path,
             access_url=outcome.urls.access_url,

@@ -276,3 +276,46 @@ def test_bad_local_file_creates_no_folder(make_client: Make, emulator: CosEmulat
         client.upload_file(str(path), "/never/created/x.bin")
     assert client.stat("/never/") is None
     assert "create" not in emulator.stats.requests
+
+
+def _open_fds_on(path: Path) -> int:
+    fd_dir = Path("/proc/self/fd")
+    count = 0
+    for entry in fd_dir.iterdir():
+        try:
+            if entry.resolve() == path.resolve():
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+def test_cancel_keeps_the_file_open_until_in_flight_slices_end(make_client: Make, emulator: CosEmulator,
+                                                                tmp_path: Path) -> None:
+    """upload_file returns at once on cancel, but workers still inside a request keep their descriptor
+    valid: the file is closed only when the last one leaves (never a read of a closed or reused fd)."""
+    import time
+
+    from airflow_provider_cos.emulator import FaultRule
+
+    emulator.add_fault(FaultRule(op="upload_slice_data", delay=1.0, times=None))
+    src = tmp_path / "f"
+    write_file(src, 4 * MiB)
+    client = make_client("v2", config=small_config(max_workers=2))
+    cancelled_at: list[float] = []
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.bytes_done > 0 and not cancelled_at:
+            cancelled_at.append(time.monotonic())
+            threading.Thread(target=client.cancel).start()
+
+    with pytest.raises(CosCancelledError):
+        client.upload_file(str(src), "/cancel-fd.bin", progress=on_progress)
+    returned = time.monotonic()
+    assert returned - cancelled_at[0] < 0.9  # prompt: did not wait for the delayed answers
+    assert _open_fds_on(src) == 1  # workers are still in their requests
+    deadline = time.monotonic() + 10
+    while _open_fds_on(src) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _open_fds_on(src) == 0  # closed once they left
