@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import http.client
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,8 @@ class HttpResponse:
 
 
 class StreamingBody:
-    """A read-only file-like view of a request body that reports bytes as they are read.
+    """A read-only file-like view of a request body that reports bytes as they are read (urllib3 sends
+    any body with ``read()`` in ``blocksize`` pieces).
 
     ``on_progress(n)`` is called with the number of *payload* bytes just handed to the socket layer
     (the multipart framing, ``overhead`` bytes, is not counted), so the sum over a successful attempt
@@ -75,13 +76,6 @@ class StreamingBody:
     def __len__(self) -> int:
         return self._view.nbytes
 
-    def __iter__(self) -> Iterator[memoryview]:  # makes requests treat us as a stream with a length
-        while True:
-            block = self.read(256 * 1024)
-            if not block:
-                return
-            yield block
-
     def read(self, size: int = -1) -> memoryview:
         end = self._view.nbytes if size is None or size < 0 else min(self._view.nbytes, self._pos + size)
         block = self._view[self._pos : end]
@@ -92,10 +86,6 @@ class StreamingBody:
                 delta, self._reported = now - self._reported, now
                 self._on_progress(delta)
         return block
-
-    @property
-    def reported(self) -> int:
-        return self._reported
 
 
 class _PoolAdapter(HTTPAdapter):
