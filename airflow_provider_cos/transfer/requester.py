@@ -46,7 +46,7 @@ class Requester:
         request: CosRequest,
         process: Processor[T],
         *,
-        data: bytes | SliceBuffer | None = None,
+        data: bytes | bytearray | SliceBuffer | None = None,
         progress: Callable[[int], None] | None = None,
         stop: threading.Event | None = None,
         on_retry: Callable[[CosError], None] | None = None,
@@ -54,7 +54,7 @@ class Requester:
         """Run ``request`` until ``process`` returns, the policy gives up (the typed error is raised),
         or ``stop`` is set (:class:`CosCancelledError`).
 
-        ``data`` is the binary part: ``bytes`` (joined into the encoded body), or a loaded
+        ``data`` is the binary part: ``bytes``/``bytearray`` (joined into the encoded body), or a loaded
         :class:`SliceBuffer` (framed in place, sent as a view of the buffer; the buffer must not be
         reloaded before this call returns)."""
         policy = self._retry.begin()

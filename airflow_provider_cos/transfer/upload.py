@@ -40,7 +40,7 @@ from airflow_provider_cos.protocol.errors import (
 from airflow_provider_cos.protocol.messages import CosTarget, InstantUpload, SliceAck, SliceSession, StatInfo
 from airflow_provider_cos.protocol.operations import Dialect, V2Dialect
 from airflow_provider_cos.protocol.paths import ObjectUrls, normalize_file_path
-from airflow_provider_cos.transfer.buffers import ThreadBuffers
+from airflow_provider_cos.transfer.buffers import ThreadBuffers, preadv_exact
 from airflow_provider_cos.transfer.checkpoint import CheckpointStore, UploadCheckpoint, checkpoint_key
 from airflow_provider_cos.transfer.config import TransferConfig
 from airflow_provider_cos.transfer.coordinator import TransferCoordinator
@@ -53,22 +53,6 @@ _log = logging.getLogger(__name__)
 
 StatFn = Callable[[str, CosTarget], "StatInfo | None"]
 DeleteFn = Callable[[str, CosTarget], None]
-
-
-def pread_exact(fd: int, length: int, offset: int, *, path: str) -> bytes:
-    """Read exactly ``length`` bytes at ``offset``; a short read means the file shrank."""
-    data = os.pread(fd, length, offset)
-    if len(data) == length:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < length:
-        more = os.pread(fd, length - got, offset + got)
-        if not more:
-            raise CosFileChangedError(f"local file shrank: short read at offset {offset + got}", path=path)
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
 
 
 @dataclass
@@ -190,7 +174,8 @@ class FileUpload:
     # ------------------------------------------------------------------ simple upload
     def _simple(self) -> tuple[str, _Outcome]:
         size = self._identity.size
-        data = pread_exact(self._fd, size, 0, path=self.local_path)
+        data = bytearray(size)
+        preadv_exact(self._fd, memoryview(data), 0, path=self.local_path)
         sha1 = hashlib.sha1(data).hexdigest()
         self._check_unchanged()
         request = self.dialect.prepare_upload(self.cos_path, size, sha=sha1, biz_attr=self.biz_attr,
