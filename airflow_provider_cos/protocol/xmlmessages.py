@@ -25,6 +25,8 @@ from defusedxml import DefusedXmlException
 from airflow_provider_cos.protocol.errors import CosError, CosProtocolError, error_from_xml
 
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+#: The declaration the official SDK writes (minidom), byte for byte, without a newline.
+SDK_XML_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>'
 #: The namespace COS puts on CompleteMultipartUploadResult.
 COMPLETE_NAMESPACE = "http://www.qcloud.com/document/product/436/7751"
 _WHITESPACE = b" \t\r\n"
@@ -319,7 +321,7 @@ def render_complete_request(parts: Sequence[CompletePart]) -> bytes:
     inner = [
         f"<Part>{_el('PartNumber', p.part_number)}{_el('ETag', quote_etag(unquote_etag(p.etag)))}</Part>" for p in parts
     ]
-    return _doc("CompleteMultipartUpload", inner)
+    return SDK_XML_DECLARATION + _doc("CompleteMultipartUpload", inner, declaration=False)
 
 
 def parse_complete_request(body: bytes) -> list[CompletePart]:
