@@ -19,18 +19,34 @@ from airflow_provider_cos.protocol.sha1parts import UploadPart, UploadPartsHashe
 
 @dataclass(frozen=True)
 class FileIdentity:
-    """What "the same file" means for a transfer: size and modification time in nanoseconds."""
+    """What "the same file" means while one transfer runs: size, mtime, device, inode and ctime (ns).
+
+    ``utime`` can put an old mtime back on new content (``cp -p``, ``rsync -t``, tar), but not the ctime,
+    and a file replaced by rename has another inode. Across processes the identity is only a hint: a
+    resume trusts nothing cached before the whole-file SHA-1 was computed again.
+    """
 
     size: int
     mtime_ns: int
+    dev: int = 0
+    ino: int = 0
+    ctime_ns: int = 0
 
     @classmethod
     def of_stat(cls, st: os.stat_result) -> FileIdentity:
-        return cls(st.st_size, st.st_mtime_ns)
+        return cls(st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_ctime_ns)
 
     @classmethod
     def of_path(cls, path: str) -> FileIdentity:
         return cls.of_stat(os.stat(path))
+
+    def differences(self, other: FileIdentity) -> str:
+        """``"size 1 -> 2, ctime_ns 5 -> 6"``: the fields that differ, for messages."""
+        return ", ".join(
+            f"{name} {getattr(self, name)} -> {getattr(other, name)}"
+            for name in ("size", "mtime_ns", "dev", "ino", "ctime_ns")
+            if getattr(self, name) != getattr(other, name)
+        )
 
 
 @dataclass(frozen=True)
@@ -43,11 +59,12 @@ class FileDigest:
 
 def check_unchanged(path: str, fd: int | None, expected: FileIdentity) -> None:
     """Raise :class:`CosFileChangedError` if the file (by path and, if given, by descriptor) changed."""
-    now = FileIdentity.of_path(path)
+    try:
+        now = FileIdentity.of_path(path)
+    except OSError as e:
+        raise CosFileChangedError(f"local file disappeared during the transfer: {e.strerror or e}", path=path) from e
     if now != expected:
-        raise CosFileChangedError(
-            f"local file changed during the transfer (size {expected.size} -> {now.size}, "
-            f"mtime_ns {expected.mtime_ns} -> {now.mtime_ns})", path=path)
+        raise CosFileChangedError(f"local file changed during the transfer ({expected.differences(now)})", path=path)
     if fd is not None and FileIdentity.of_stat(os.fstat(fd)) != expected:
         raise CosFileChangedError("local file was replaced during the transfer", path=path)
 
@@ -85,8 +102,7 @@ def hash_file(
             want = min(len(buffer), size - offset)
             n = f.readinto(view[:want])
             if not n:
-                raise CosFileChangedError(f"local file shrank while hashing (EOF at {offset} of {size})",
-                                          path=path)
+                raise CosFileChangedError(f"local file shrank while hashing (EOF at {offset} of {size})", path=path)
             chunk = view[:n]
             if hasher is not None:
                 hasher.update(chunk)

@@ -1,9 +1,11 @@
 """One file upload: simple ``op=upload`` below the threshold, otherwise hash → init → slices → complete.
 
 The server's word wins: its ``slice_size``, its ``offset`` (v1), its list of stored slices (v2) and its
-``serial_upload``. Local state (a checkpoint) only saves the hash pass and names the session to ask
-about. Completion is never requested for a file that changed: its size and mtime are checked before
-the final v1 slice and before the v2 finish; after completion ``stat`` confirms size and SHA-1.
+``serial_upload``. Every slice upload hashes the file first, a resume too: a checkpoint only names the
+session to ask about and the sessions this upload opened before, and is trusted only when the SHA-1
+computed now equals the one it records. Completion is never requested for a file that changed: its
+identity (size, mtime, device, inode, ctime) is checked before the final v1 slice and before the v2
+finish; after completion ``stat`` confirms size and the SHA-1 computed in this process.
 
 v1 (``upload_slice``): non-final slices may go in parallel; the final slice (the one that ends the
 file) is sent only after every other slice is acknowledged, because the server completes the object
@@ -101,6 +103,8 @@ class FileUpload:
         self._identity = FileIdentity(0, 0)
         self._resumed = False
         self._hash_seconds = 0.0
+        self._own_sessions: set[str] = set()  # sessions this upload opened (now or in an earlier try)
+        self._earlier: tuple[str | None, str | None] = (None, None)  # (session, SHA-1) of our other content
         self._buffers = ThreadBuffers()
 
     # ------------------------------------------------------------------ entry point
@@ -201,50 +205,100 @@ class FileUpload:
         self.coord.record_sent(size, slices=0)
         return sha1, _Outcome(urls, instant=False)
 
-    # ------------------------------------------------------------------ slice upload
+    # ------------------------------------------------------------------ checkpoint
     def _load_checkpoint(self) -> UploadCheckpoint | None:
+        """The stored checkpoint of this destination, or ``None``; a malformed or foreign one is deleted."""
         if self.store is None:
             return None
         raw = self.store.load(self._key)
         if raw is None:
             return None
-        ckpt = UploadCheckpoint.from_dict(raw)
-        if ckpt is None or not ckpt.matches(local_path=self.local_path, size=self._identity.size,
-                                            mtime_ns=self._identity.mtime_ns,
-                                            api_version=self.target.api_version, bucket=self.target.bucket,
-                                            cos_path=self.cos_path):
-            _log.info("discarding a checkpoint that no longer matches %s", self.local_path)
+        checkpoint = UploadCheckpoint.from_dict(raw)
+        if checkpoint is None or not checkpoint.same_destination(
+            local_path=self.local_path,
+            api_version=self.target.api_version,
+            bucket=self.target.bucket,
+            cos_path=self.cos_path,
+        ):
+            _log.info("discarding a checkpoint that does not describe this upload of %s", self.local_path)
             self.store.delete(self._key)
             return None
-        return ckpt
+        return checkpoint
+
+    def _adopt_checkpoint(self, checkpoint: UploadCheckpoint | None, digest: FileDigest) -> str | None:
+        """The session to continue, trusted only when the SHA-1 just computed equals the checkpoint's.
+
+        Either way the sessions the checkpoint names are remembered as ours (a leftover of ours may be
+        replaced; another writer's never is).
+        """
+        if checkpoint is None:
+            return None
+        self._own_sessions |= checkpoint.own_sessions
+        if checkpoint.same_content(size=digest.identity.size, sha1=digest.sha1):
+            _log.info(
+                "resuming: the file's SHA-1, computed again, matches the checkpoint (session %s)",
+                "known" if checkpoint.session else "none",
+            )
+            self._earlier = (checkpoint.earlier_session, checkpoint.earlier_sha1)
+            return checkpoint.session
+        recorded = FileIdentity(
+            checkpoint.size, checkpoint.mtime_ns, checkpoint.dev, checkpoint.ino, checkpoint.ctime_ns
+        )
+        _log.warning(
+            "the checkpoint of %s describes other content (SHA-1 %s, now %s; %s): not resumed",
+            self.local_path,
+            checkpoint.sha1,
+            digest.sha1,
+            recorded.differences(digest.identity) or "same size, mtime, inode and ctime",
+        )
+        self._earlier = (checkpoint.session or checkpoint.earlier_session, checkpoint.sha1)
+        return None
 
     def _save_checkpoint(self, digest: FileDigest, session: str | None, slice_size: int | None) -> None:
+        if session is not None:
+            self._own_sessions.add(session)
+            self._earlier = (None, None)  # our new session replaced any earlier one at this path
         if self.store is None:
             return
-        ckpt = UploadCheckpoint(
-            local_path=self.local_path, size=self._identity.size, mtime_ns=self._identity.mtime_ns,
-            sha1=digest.sha1, api_version=self.target.api_version, bucket=self.target.bucket,
-            cos_path=self.cos_path, session=session, slice_size=slice_size)
-        self.store.save(self._key, ckpt.to_dict())
+        identity = digest.identity
+        checkpoint = UploadCheckpoint(
+            local_path=self.local_path,
+            size=identity.size,
+            mtime_ns=identity.mtime_ns,
+            dev=identity.dev,
+            ino=identity.ino,
+            ctime_ns=identity.ctime_ns,
+            sha1=digest.sha1,
+            api_version=self.target.api_version,
+            bucket=self.target.bucket,
+            cos_path=self.cos_path,
+            session=session,
+            slice_size=slice_size,
+            earlier_session=self._earlier[0],
+            earlier_sha1=self._earlier[1],
+        )
+        self.store.save(self._key, checkpoint.to_dict())
 
     def _drop_checkpoint(self) -> None:
         if self.store is not None:
             self.store.delete(self._key)
 
+    # ------------------------------------------------------------------ slice upload
     def _sliced(self) -> tuple[str, _Outcome]:
-        ckpt = self._load_checkpoint()
-        if ckpt is not None:
-            digest = FileDigest(self._identity, ckpt.sha1, None)
-            session_hint = ckpt.session
-            _log.info("resuming from checkpoint (hash pass skipped), session %s", "known" if session_hint else "none")
-        else:
-            t0 = self._clock()
-            parts_size = self.config.slice_size if isinstance(self.dialect, V2Dialect) else None
-            digest = hash_file(self._fd, self._identity, path=self.local_path, parts_slice_size=parts_size,
-                               chunk_size=self.config.hash_chunk_size, cancel=self.coord.stop)
-            self._hash_seconds = self._clock() - t0
-            session_hint = None
-            self._save_checkpoint(digest, None, None)
+        checkpoint = self._load_checkpoint()
+        started = self._clock()
+        parts_size = self.config.slice_size if isinstance(self.dialect, V2Dialect) else None
+        digest = hash_file(
+            self._fd,
+            self._identity,
+            path=self.local_path,
+            parts_slice_size=parts_size,
+            chunk_size=self.config.hash_chunk_size,
+            cancel=self.coord.stop,
+        )
+        self._hash_seconds = self._clock() - started
+        session_hint = self._adopt_checkpoint(checkpoint, digest)
+        self._save_checkpoint(digest, session_hint, checkpoint.slice_size if session_hint and checkpoint else None)
         try:
             if isinstance(self.dialect, V2Dialect):
                 outcome = self._run_v2(self.dialect, digest)
