@@ -80,6 +80,11 @@ class CosUnfinishedUploadError(CosError):
     """-4019: an unfinished slice upload is open at this path; list it and resume, or delete it."""
 
 
+class CosUploadConflictError(CosError):
+    """Another upload of different content holds the path (an open slice session this upload did not
+    create); it is left alone. Retry once that upload has finished, or delete the path if it was abandoned."""
+
+
 class CosSessionError(CosError):
     """A slice session is unknown, expired, or was given an offset/length it cannot accept."""
 

@@ -38,6 +38,7 @@ from airflow_provider_cos.protocol.errors import (
     CosProtocolError,
     CosSessionError,
     CosUnfinishedUploadError,
+    CosUploadConflictError,
 )
 from airflow_provider_cos.protocol.messages import CosTarget, InstantUpload, SliceAck, SliceSession, StatInfo
 from airflow_provider_cos.protocol.operations import Dialect, V2Dialect
@@ -105,6 +106,9 @@ class FileUpload:
         self._hash_seconds = 0.0
         self._own_sessions: set[str] = set()  # sessions this upload opened (now or in an earlier try)
         self._earlier: tuple[str | None, str | None] = (None, None)  # (session, SHA-1) of our other content
+        self._v1_seen: StatInfo | None = None  # v1: the object at the path when this upload first looked
+        self._v1_seen_set = False
+        self._sessions_lost = 0  # v1: how often our open session disappeared from the server
         self._buffers = ThreadBuffers()
 
     # ------------------------------------------------------------------ entry point
@@ -348,6 +352,31 @@ class FileUpload:
         agg.add(stored - agg.bytes_done)
         agg.flush()
 
+    def _refuse_or_replace(self, *, session: str | None, filesize: int | None, sha: str, digest: FileDigest) -> None:
+        """An unfinished upload of other content that this upload did not open is at the path.
+
+        One that declares a SHA-1 may be a live upload of another writer: never touched, a
+        :class:`CosUploadConflictError`. One without a SHA-1 was made by a client that cannot be ours (we
+        always send it) and could never be completed with our content: replaced when overwriting (returns),
+        else named in the error with how to clear it.
+        """
+        name = f"session {session}" if session else "an open session"
+        if not sha:
+            if not self.insert_only:
+                _log.warning("replacing the unfinished upload at %s (%s, %s bytes): it declares no SHA-1, so "
+                             "another client made it and it cannot be completed with this file", self.cos_path,
+                             name, filesize)
+                return
+            raise CosUploadConflictError(
+                f"an unfinished upload at {self.cos_path} ({name}, {filesize} bytes) declares no SHA-1, so "
+                "another client made it and this upload cannot continue it; upload with overwrite=True to "
+                "replace it, or delete the path (CosHook.delete, op=delete) to clear it", path=self.cos_path)
+        raise CosUploadConflictError(
+            f"another upload of different content is in progress at {self.cos_path} ({name}, {filesize} "
+            f"bytes, SHA-1 {sha}; this file: {self._identity.size} bytes, SHA-1 {digest.sha1}); it was left "
+            "alone. Retry once it has finished, or delete the path (CosHook.delete, op=delete) if it was "
+            "abandoned", path=self.cos_path)
+
     # ---- v1
     def _v1_init(self, digest: FileDigest, session_hint: str | None) -> InstantUpload | SliceSession:
         def init(session: str | None) -> InstantUpload | SliceSession:
@@ -359,12 +388,41 @@ class FileUpload:
             assert isinstance(result, (InstantUpload, SliceSession))
             return result
 
+        self._v1_look(digest)
         if session_hint:
             try:
                 return init(session_hint)
             except (CosSessionError, CosNotFoundError):
                 _log.info("the earlier session is gone; starting a new one")
         return init(None)
+
+    def _v1_look(self, digest: FileDigest) -> None:
+        """v1's init replaces whatever session is open at the path, so look first (``stat``) and never
+        init over an unfinished upload of other content that is not ours; after our own session was lost,
+        an object completed meanwhile by someone else is a conflict too (see docs/design.md)."""
+        info = self._stat(self.cos_path, self.target)
+        first = not self._v1_seen_set
+        self._v1_seen_set = True
+        if first:
+            self._v1_seen = info if info is not None and info.complete else None
+        if info is None or info.is_folder:
+            return
+        sha = _plain_sha(info.sha)
+        if info.complete:
+            before = self._v1_seen
+            changed = before is None or (_plain_sha(before.sha), before.mtime) != (sha, info.mtime)
+            if self._sessions_lost and changed and sha != digest.sha1:
+                raise CosUploadConflictError(
+                    f"another upload of different content is in progress at {self.cos_path}: it completed "
+                    f"(SHA-1 {sha or 'unknown'}) after replacing this upload's session; this upload "
+                    f"(SHA-1 {digest.sha1}) stopped. Upload again to replace it", path=self.cos_path)
+            return
+        if info.filesize == self._identity.size and sha == digest.sha1:
+            return  # the same content: the server continues that session
+        if sha and sha == self._earlier[1]:
+            _log.info("replacing this upload's own unfinished session of earlier content at %s", self.cos_path)
+            return
+        self._refuse_or_replace(session=None, filesize=info.filesize, sha=sha, digest=digest)
 
     def _run_v1(self, digest: FileDigest, session_hint: str | None) -> _Outcome:
         size = self._identity.size
@@ -394,11 +452,16 @@ class FileUpload:
                 finally:
                     self._buffers.release()  # this (calling) thread's buffer: the workers' died with them
             except CosSessionError as e:
+                self._sessions_lost += 1
                 _log.warning("slice session problem (%s); asking the server where to continue", e)
                 continue
             if urls is not None:
                 return _Outcome(urls, instant=False)
             _log.info("final slice answered without URLs; re-initialising to find the missing offset")
+        if self._sessions_lost:
+            raise CosUploadConflictError(
+                f"another upload of different content is in progress at {self.cos_path}: this upload's "
+                f"session was replaced {self._sessions_lost} time(s) and it stopped", path=self.cos_path)
         raise CosSessionError(f"upload did not complete after {self.config.max_resume_rounds} rounds",
                               path=self.cos_path)
 
@@ -420,15 +483,19 @@ class FileUpload:
                                      self._call_process(dialect.process_slice_list),
                                      stop=self.coord.stop, on_retry=self._retry_hook)
         assert isinstance(listed, (InstantUpload, SliceSession))
-        if isinstance(listed, InstantUpload):
+        if isinstance(listed, InstantUpload):  # completed meanwhile, by whom is unknown: init again
+            raise CosSessionError("the unfinished upload at this path completed meanwhile", path=self.cos_path)
+        sha = _plain_sha(listed.sha)
+        if listed.filesize == self._identity.size and sha == digest.sha1:
+            self._resumed = True
             return listed
-        if listed.filesize != self._identity.size or (listed.sha and listed.sha.lower() != digest.sha1):
-            _log.warning("an unfinished upload of different content is open at %s; deleting it and starting over",
+        if listed.session in self._own_sessions:
+            _log.warning("deleting this upload's own unfinished session of earlier content at %s and starting over",
                          self.cos_path)
-            self._delete(self.cos_path, self.target)
-            raise CosSessionError("foreign session deleted", path=self.cos_path)
-        self._resumed = True
-        return listed
+        else:
+            self._refuse_or_replace(session=listed.session, filesize=listed.filesize, sha=sha, digest=digest)
+        self._delete(self.cos_path, self.target)
+        raise CosSessionError("unfinished upload of other content deleted", path=self.cos_path)
 
     def _run_v2(self, dialect: V2Dialect, digest: FileDigest) -> _Outcome:
         size = self._identity.size
@@ -459,6 +526,11 @@ class FileUpload:
                 continue
         raise CosSessionError(f"upload did not complete after {self.config.max_resume_rounds} rounds",
                               path=self.cos_path)
+
+
+def _plain_sha(sha: str | None) -> str:
+    """A server's ``sha`` field as 40 lower-case hex digits (some answers append ``_<n>``), or ``""``."""
+    return (sha or "").split("_")[0].lower()
 
 
 def _urls_from_stat(info: StatInfo, target: CosTarget, cos_path: str) -> ObjectUrls:
