@@ -137,6 +137,11 @@ class CosConfigError(CosError):
     """Local configuration (connection fields, arguments) is missing or invalid."""
 
 
+class CosLocalFileError(CosConfigError):
+    """The local file cannot be uploaded: missing, unreadable, not a regular file (FIFO, socket, device,
+    directory), a read failed, or it holds other bytes than its size says (``/proc``). ``path`` names it."""
+
+
 @dataclass(frozen=True)
 class ErrorSpec:
     """One row of the error table: how the emulator answers it and how the client classifies it."""

@@ -23,14 +23,12 @@ import functools
 import hashlib
 import logging
 import os
-import stat as stat_mod
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from airflow_provider_cos.protocol.errors import (
     CosAlreadyExistsError,
-    CosConfigError,
     CosError,
     CosFileChangedError,
     CosIntegrityError,
@@ -47,7 +45,14 @@ from airflow_provider_cos.transfer.buffers import ThreadBuffers, preadv_exact
 from airflow_provider_cos.transfer.checkpoint import CheckpointStore, UploadCheckpoint, checkpoint_key
 from airflow_provider_cos.transfer.config import TransferConfig
 from airflow_provider_cos.transfer.coordinator import TransferCoordinator
-from airflow_provider_cos.transfer.hashing import FileDigest, FileIdentity, check_unchanged, hash_file
+from airflow_provider_cos.transfer.hashing import (
+    FileDigest,
+    FileIdentity,
+    check_ends_at,
+    check_unchanged,
+    hash_file,
+    open_regular_file,
+)
 from airflow_provider_cos.transfer.plan import Slice, SlicePlan, choose_simple
 from airflow_provider_cos.transfer.requester import Requester
 from airflow_provider_cos.transfer.results import UploadResult
@@ -114,15 +119,8 @@ class FileUpload:
     # ------------------------------------------------------------------ entry point
     def run(self) -> UploadResult:
         started = self._clock()
+        self._fd, self._identity = open_regular_file(self.local_path)
         try:
-            self._fd = os.open(self.local_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            raise CosConfigError(f"cannot open local file: {e.strerror}", path=self.local_path) from e
-        try:
-            st = os.fstat(self._fd)
-            if not stat_mod.S_ISREG(st.st_mode):
-                raise CosConfigError("local path is not a regular file", path=self.local_path)
-            self._identity = FileIdentity.of_stat(st)
             if self._ensure_parents is not None:  # only once the local file is known to be readable
                 self._ensure_parents()
             self.coord.progress.total = self._identity.size
@@ -186,6 +184,7 @@ class FileUpload:
         preadv_exact(self._fd, memoryview(data), 0, path=self.local_path)
         sha1 = hashlib.sha1(data).hexdigest()
         self._check_unchanged()
+        check_ends_at(self._fd, size, self.local_path)
         request = self.dialect.prepare_upload(self.cos_path, size, sha=sha1, biz_attr=self.biz_attr,
                                               insert_only=self.insert_only)
         retried = False
