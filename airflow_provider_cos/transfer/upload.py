@@ -346,10 +346,7 @@ class FileUpload:
         return 1 if session.serial_upload else self.config.max_workers
 
     def _set_progress(self, stored: int) -> None:
-        agg = self.coord.progress
-        agg.flush()
-        agg.add(stored - agg.bytes_done)
-        agg.flush()
+        self.coord.progress.position(stored)
 
     def _refuse_or_replace(self, *, session: str | None, filesize: int | None, sha: str, digest: FileDigest) -> None:
         """An unfinished upload of other content that this upload did not open is at the path.
