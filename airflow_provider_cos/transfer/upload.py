@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 
 from airflow_provider_cos.protocol.errors import (
     CosAlreadyExistsError,
+    CosConfigError,
     CosError,
     CosFileChangedError,
     CosIntegrityError,
@@ -39,7 +40,7 @@ from airflow_provider_cos.protocol.errors import (
     CosUploadConflictError,
 )
 from airflow_provider_cos.protocol.messages import CosTarget, InstantUpload, SliceAck, SliceSession, StatInfo
-from airflow_provider_cos.protocol.operations import Dialect, V2Dialect
+from airflow_provider_cos.protocol.operations import Dialect
 from airflow_provider_cos.protocol.paths import ObjectUrls, normalize_file_path
 from airflow_provider_cos.transfer.buffers import ThreadBuffers, preadv_exact
 from airflow_provider_cos.transfer.checkpoint import CheckpointStore, UploadCheckpoint, checkpoint_key
@@ -290,7 +291,7 @@ class FileUpload:
     def _sliced(self) -> tuple[str, _Outcome]:
         checkpoint = self._load_checkpoint()
         started = self._clock()
-        parts_size = self.config.slice_size if isinstance(self.dialect, V2Dialect) else None
+        parts_size = self.config.slice_size if self.dialect.slice_ops.hash_parts else None
         digest = hash_file(
             self._fd,
             self._identity,
@@ -303,10 +304,14 @@ class FileUpload:
         session_hint = self._adopt_checkpoint(checkpoint, digest)
         self._save_checkpoint(digest, session_hint, checkpoint.slice_size if session_hint and checkpoint else None)
         try:
-            if isinstance(self.dialect, V2Dialect):
+            # the generation's slice flow (protocol SliceOps, data) picks the strategy; no class checks
+            flow = self.dialect.slice_ops.flow
+            if flow == "offset":
+                outcome = self._run_v1(digest, session_hint)
+            elif flow == "finish":
                 outcome = self._run_v2(self.dialect, digest)
             else:
-                outcome = self._run_v1(digest, session_hint)
+                raise CosConfigError(f"slice flow {flow!r} ({self.dialect.api_version}) is not driven by this engine")
         except (CosFileChangedError, CosIntegrityError):
             self._drop_checkpoint()
             raise
@@ -462,7 +467,7 @@ class FileUpload:
                               path=self.cos_path)
 
     # ---- v2
-    def _v2_open(self, dialect: V2Dialect, digest: FileDigest) -> InstantUpload | SliceSession:
+    def _v2_open(self, dialect: Dialect, digest: FileDigest) -> InstantUpload | SliceSession:
         parts = digest.parts
         request = dialect.prepare_slice_init(
             self.cos_path, filesize=self._identity.size, sha=digest.sha1,
@@ -493,7 +498,7 @@ class FileUpload:
         self._delete(self.cos_path, self.target)
         raise CosSessionError("unfinished upload of other content deleted", path=self.cos_path)
 
-    def _run_v2(self, dialect: V2Dialect, digest: FileDigest) -> _Outcome:
+    def _run_v2(self, dialect: Dialect, digest: FileDigest) -> _Outcome:
         size = self._identity.size
         for _round in range(self.config.max_resume_rounds):
             try:
