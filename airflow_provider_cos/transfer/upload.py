@@ -111,8 +111,7 @@ class FileUpload:
         self._hash_seconds = 0.0
         self._own_sessions: set[str] = set()  # sessions this upload opened (now or in an earlier try)
         self._earlier: tuple[str | None, str | None] = (None, None)  # (session, SHA-1) of our other content
-        self._v1_seen: StatInfo | None = None  # v1: the object at the path when this upload first looked
-        self._v1_seen_set = False
+        self._v1_seen: StatInfo | None = None  # v1: the object at the path before any session of ours was lost
         self._sessions_lost = 0  # v1: how often our open session disappeared from the server
         self._buffers = ThreadBuffers()
 
@@ -397,9 +396,7 @@ class FileUpload:
         init over an unfinished upload of other content that is not ours; after our own session was lost,
         an object completed meanwhile by someone else is a conflict too (see docs/design.md)."""
         info = self._stat(self.cos_path, self.target)
-        first = not self._v1_seen_set
-        self._v1_seen_set = True
-        if first:
+        if not self._sessions_lost:
             self._v1_seen = info if info is not None and info.complete else None
         if info is None or info.is_folder:
             return
