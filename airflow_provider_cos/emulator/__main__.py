@@ -13,9 +13,17 @@ import sys
 import threading
 from types import FrameType
 
-from airflow_provider_cos.emulator.config import DEMO
+from airflow_provider_cos.emulator.config import DEMO, validate_session_ttl
 from airflow_provider_cos.emulator.server import CosEmulator, EmulatorPortInUseError
+from airflow_provider_cos.emulator.storage import DEFAULT_SESSION_TTL
 from airflow_provider_cos.protocol.errors import CosConfigError
+
+
+def _ttl(text: str) -> float:
+    try:
+        return validate_session_ttl(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret-key", default=DEMO.secret_key, help="(default: the demo value %(default)s)")
     parser.add_argument("--serial-upload", action="store_true", help="answer serial_upload=1")
     parser.add_argument("--slice-size", type=int, default=None, help="force the slice size the server answers")
+    parser.add_argument("--session-ttl", type=_ttl, default=DEFAULT_SESSION_TTL, metavar="SECONDS",
+                        help="discard an unfinished upload idle this long, with its data (default: %(default)s)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -44,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(exc.message)
     emulator.settings.serial_upload = args.serial_upload
     emulator.settings.slice_size = args.slice_size
+    emulator.settings.session_ttl = args.session_ttl
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -33,7 +33,13 @@ from airflow_provider_cos.emulator.replies import (
     error_reply,
     ok,
 )
-from airflow_provider_cos.emulator.storage import BucketStore, SessionBusy, SessionGone, SliceWriter
+from airflow_provider_cos.emulator.storage import (
+    BucketStore,
+    SessionBusy,
+    SessionGone,
+    SliceWriter,
+    is_storage_full,
+)
 from airflow_provider_cos.protocol.errors import CosAuthError
 from airflow_provider_cos.protocol.paths import decode_path
 from airflow_provider_cos.protocol.signing import SignatureFields, verify
@@ -42,6 +48,7 @@ log = logging.getLogger("airflow_provider_cos.emulator")
 
 _ROUTE = re.compile(r"^/files/(v1|v2)/([^/?]+)/([^/?]+)(/[^?]*)?$")
 ONCE_OPS = frozenset({"delete", "update", "move", "copy"})
+STORAGE_FULL_CODE = -4023
 
 
 class CosApp(CosOperations):
@@ -55,6 +62,7 @@ class CosApp(CosOperations):
         faults: FaultBook,
         stats: StatsCounter,
         base_url: Callable[[], str],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.tmp_dir = data_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +77,8 @@ class CosApp(CosOperations):
         self._base_url = base_url
         self._buckets: dict[tuple[str, str], tuple[BucketConfig, BucketStore]] = {}
         for cfg in buckets:
-            store = BucketStore(data_dir / "buckets" / f"{cfg.appid}-{cfg.bucket}", self.tmp_dir)
+            store = BucketStore(data_dir / "buckets" / f"{cfg.appid}-{cfg.bucket}", self.tmp_dir, clock=clock,
+                                session_ttl=lambda: self.settings.session_ttl)
             self._buckets[(cfg.appid, cfg.bucket)] = (cfg, store)
         self._used_once: set[tuple[str, int, str, str]] = set()
         self._once_lock = threading.Lock()
@@ -95,6 +104,13 @@ class CosApp(CosOperations):
             reply = error_reply(exc.code, exc.detail)
             reply.close = exc.close
             return reply
+        except OSError as exc:
+            if not is_storage_full(exc):
+                raise
+            log.warning("storage full while serving %s: %s", raw_path, exc.strerror)
+            reply = error_reply(STORAGE_FULL_CODE, f"the emulator's disk is full ({exc.strerror})")
+            reply.close = not ex.reader.exhausted  # the rest of the body is not read
+            return reply
 
     def _handle_api(self, ex: Exchange, raw_path: str, query: str) -> Reply:
         query_fields: dict[str, str] = {}
@@ -113,6 +129,10 @@ class CosApp(CosOperations):
             raise ApiError(-133, "no such appid/bucket")
         cfg, store = entry
         path = self._decode_path(raw_obj or "/")
+        if ex.method == "GET" and "op" not in query_fields:
+            raise ApiError(-61, "downloads (GET of an object without op=stat or op=list) are not supported "
+                                "by this emulator", status=501)
+        store.expire_sessions()
 
         body = RequestBody({}, None)
         if ex.method == "POST":
@@ -318,7 +338,7 @@ class CosApp(CosOperations):
                 if len(raw) > 1 << 20:
                     return envelope(-61, "control body too large", status=400)
             payload: Any = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return envelope(-61, "control body must be JSON", status=400)
         except BadRequest as exc:
             reply = envelope(-61, exc.detail, status=400)

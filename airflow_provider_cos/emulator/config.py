@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from airflow_provider_cos.emulator.storage import DEFAULT_SESSION_TTL
 from airflow_provider_cos.protocol.paths import validate_appid, validate_bucket
 
 
@@ -43,6 +45,13 @@ MAX_SLICE = 20 * 1024 * 1024
 DEFAULT_SLICE = 1024 * 1024
 
 
+def validate_session_ttl(value: Any) -> float:
+    """A session TTL in seconds: a finite number > 0. Raises ``ValueError`` naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"session_ttl must be a positive number of seconds, not {value!r}")
+    return value
+
+
 @dataclass
 class EmulatorSettings:
     """Behaviour switches, changeable while the server runs (attribute writes are atomic in CPython).
@@ -53,6 +62,8 @@ class EmulatorSettings:
     * ``delete_requires_once``: delete/update need a one-time signature (the documented rule).
     * ``check_uploadparts``: verify v2 ``uploadparts`` at finish.
     * ``region``: region used in the returned ``source_url``.
+    * ``session_ttl``: seconds an unfinished upload may stay idle (no slice started or received) before it
+      is discarded with its data (default one day).
     """
 
     serial_upload: bool = False
@@ -60,6 +71,7 @@ class EmulatorSettings:
     delete_requires_once: bool = True
     check_uploadparts: bool = True
     region: str = "gz"
+    session_ttl: float = DEFAULT_SESSION_TTL
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,6 +88,8 @@ class EmulatorSettings:
                 if key == "slice_size":
                     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                         raise ValueError("slice_size must be a positive integer or null")
+                elif key == "session_ttl":
+                    value = validate_session_ttl(value)
                 elif key == "region":
                     if not isinstance(value, str) or not value:
                         raise ValueError("region must be a non-empty string")

@@ -217,6 +217,8 @@ def read_body(reader: BodyReader, content_type: str, tmp_dir: Path, on_file_star
         data = json.loads(text)
     except ValueError:
         raise BadRequest("body is neither multipart nor a JSON object") from None
+    except RecursionError:
+        raise BadRequest("JSON body nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("JSON body must be an object")
     return RequestBody({str(k).lower(): _text(v) for k, v in data.items()}, None)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -45,7 +46,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +54,13 @@ from typing import Any, Literal
 from airflow_provider_cos.protocol.sha1parts import Sha1State
 
 CHUNK = 1024 * 1024
+_pwrite = os.pwrite  # the one write of request data into storage (tests inject ENOSPC here)
+STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """True for the OSError of a full disk or an exhausted quota."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_FULL
 
 
 def _hash_name(text: str) -> str:
@@ -61,9 +69,13 @@ def _hash_name(text: str) -> str:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, separators=(",", ":"))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporary file behind
+        raise
 
 
 def parent_of(path: str) -> str:
@@ -120,7 +132,7 @@ class SessionState:
     hash_pos: int = field(default=0, repr=False, compare=False)
     part_states: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
     sdir: Path | None = field(default=None, repr=False, compare=False)
-    journal_fd: int | None = field(default=None, repr=False, compare=False)
+    touched: float = field(default=0.0, repr=False, compare=False)
 
     _PERSISTED = ("session", "path", "api_version", "filesize", "slice_size", "sha", "uploadparts", "biz_attr",
                   "insert_only", "ctime")
@@ -193,6 +205,8 @@ class SessionBusy(Exception):
 
 
 SLICE_LOCK_TIMEOUT = 120.0
+DEFAULT_SESSION_TTL = 24 * 3600.0  #: an unfinished upload idle this long is discarded (settings.session_ttl)
+SWEEP_INTERVAL = 60.0  #: expired sessions are looked for at most this often (clock seconds)
 
 
 class SliceWriter:
@@ -219,7 +233,7 @@ class SliceWriter:
             part = view[:room] if len(view) > room else view
             pos = self.offset + self.length
             while part:
-                n = os.pwrite(self._fd, part, pos)
+                n = _pwrite(self._fd, part, pos)
                 part = part[n:]
                 pos += n
         self.length += len(view)
@@ -251,6 +265,7 @@ class SliceWriter:
                 if not state.alive:
                     raise SessionGone(state.session)
                 state.received[self.offset] = self.length
+                state.touched = self.store.clock()
                 self.store._journal(state, f"+{self.offset} {self.length}\n")
         finally:
             self._release()
@@ -265,9 +280,13 @@ class SliceWriter:
 class BucketStore:
     """Persistent state of one bucket. See the module docstring for the layout and the guarantees."""
 
-    def __init__(self, root: Path, tmp_dir: Path) -> None:
+    def __init__(self, root: Path, tmp_dir: Path, *, clock: Callable[[], float] = time.time,
+                 session_ttl: Callable[[], float] = lambda: DEFAULT_SESSION_TTL) -> None:
         self.root = root
         self.tmp_dir = tmp_dir
+        self.clock = clock
+        self._session_ttl = session_ttl
+        self._next_sweep = 0.0
         self.objects_dir = root / "objects"
         self.blobs_dir = root / "blobs"
         self.sessions_dir = root / "sessions"
@@ -305,6 +324,7 @@ class BucketStore:
                 shutil.rmtree(sdir, ignore_errors=True)
                 continue
             self._replay_journal(state, sdir / "received")
+            state.touched = max(p.stat().st_mtime for p in sdir.iterdir())  # last activity before the restart
             self._sessions[state.session] = state
             self._session_at[state.path] = state.session
 
@@ -428,15 +448,17 @@ class BucketStore:
     def _journal(self, state: SessionState, line: str) -> None:
         """Append to the session's received-slices journal (call with ``state.lock`` held, session alive).
 
-        No fsync: the journal survives a killed process, not a power cut. The descriptor stays open
-        until the session is discarded (closed there under the same lock)."""
-        if state.journal_fd is None:
-            try:
-                state.journal_fd = os.open(self._state_dir(state) / "received",
-                                           os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            except FileNotFoundError:
-                raise SessionGone(state.session) from None
-        os.write(state.journal_fd, line.encode("ascii"))
+        No fsync: the journal survives a killed process, not a power cut. The journal is opened for each
+        append and closed again, so an idle session holds no descriptor (a held one per session ran the
+        process out of descriptors after ``ulimit -n`` abandoned uploads)."""
+        try:
+            fd = os.open(self._state_dir(state) / "received", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            raise SessionGone(state.session) from None
+        try:
+            os.write(fd, line.encode("ascii"))
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _replay_journal(state: SessionState, journal: Path) -> None:
@@ -468,17 +490,38 @@ class BucketStore:
             if old:
                 self.discard_session(old)
             sdir = self._session_dir(state.session)
-            sdir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(sdir / "data", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                with contextlib.suppress(OSError):  # sparse; a size beyond the filesystem's limit is no error
-                    os.ftruncate(fd, state.filesize)
-            finally:
-                os.close(fd)
-            write_json_atomic(sdir / "session.json", state.to_json())
+                sdir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(sdir / "data", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    with contextlib.suppress(OSError):  # sparse; a size beyond the filesystem's limit is no error
+                        os.ftruncate(fd, state.filesize)
+                finally:
+                    os.close(fd)
+                write_json_atomic(sdir / "session.json", state.to_json())
+            except BaseException:
+                shutil.rmtree(sdir, ignore_errors=True)  # e.g. a full disk: no half-made session stays
+                raise
+            state.touched = self.clock()
             self._sessions[state.session] = state
             self._session_at[state.path] = state.session
         return state
+
+    def expire_sessions(self) -> int:
+        """Discard the sessions idle for longer than the session TTL (their data is removed); at most one
+        sweep per :data:`SWEEP_INTERVAL` of the clock. Returns how many were discarded."""
+        now = self.clock()
+        ttl = self._session_ttl()
+        with self.lock:
+            if now < self._next_sweep:
+                return 0
+            self._next_sweep = now + min(SWEEP_INTERVAL, ttl)
+            expired = [st for st in self._sessions.values()
+                       if st.touched + ttl <= now and not st.finishing
+                       and not any(lk.locked() for lk in list(st.slice_locks.values()))]
+            for state in expired:
+                self.discard_session(state.session)
+        return len(expired)
 
     def discard_session(self, session: str) -> None:
         with self.lock:
@@ -487,9 +530,6 @@ class BucketStore:
                 return
             with state.lock:
                 state.alive = False
-                if state.journal_fd is not None:
-                    os.close(state.journal_fd)
-                    state.journal_fd = None
             if self._session_at.get(state.path) == session:
                 del self._session_at[state.path]
             sdir = self._session_dir(session)
@@ -520,6 +560,7 @@ class BucketStore:
                 if state.finishing:
                     raise SessionBusy(state.session)
                 state.generation[offset] = state.generation.get(offset, 0) + 1
+                state.touched = self.clock()
                 if offset < state.hash_pos:
                     state._reset_hash()
                 if state.received.pop(offset, None) is not None:
@@ -648,13 +689,7 @@ class BucketStore:
         return meta
 
     def close(self) -> None:
-        """Release open descriptors (the state on disk is kept; a new store reloads it)."""
-        with self.lock:
-            for state in self._sessions.values():
-                with state.lock:
-                    if state.journal_fd is not None:
-                        os.close(state.journal_fd)
-                        state.journal_fd = None
+        """Nothing to release: idle sessions hold no descriptor (the state on disk is kept)."""
 
     def sessions(self) -> Iterator[SessionState]:
         with self.lock:
