@@ -16,13 +16,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_cos.emulator.config import BucketConfig, EmulatorSettings
 from airflow_provider_cos.emulator.faults import FaultBook, FaultRule, StatsCounter
-from airflow_provider_cos.emulator.httpio import BadRequest, RequestBody, read_body
+from airflow_provider_cos.emulator.httpio import BadRequest, NullSink, RequestBody, Sink, SpoolSink, read_body
 from airflow_provider_cos.emulator.operations import CosOperations, Ctx
 from airflow_provider_cos.emulator.replies import (
     ApiError,
@@ -49,6 +50,23 @@ log = logging.getLogger("airflow_provider_cos.emulator")
 _ROUTE = re.compile(r"^/files/(v1|v2)/([^/?]+)/([^/?]+)(/[^?]*)?$")
 ONCE_OPS = frozenset({"delete", "update", "move", "copy"})
 STORAGE_FULL_CODE = -4023
+
+
+@dataclass
+class Request:
+    """One routed API request on its way through the pipeline, with the once-only decisions it collects."""
+
+    ex: Exchange
+    api_version: str
+    cfg: BucketConfig
+    store: BucketStore
+    raw_obj: str
+    path: str
+    query_fields: dict[str, str]
+    sign_param: str | None
+    auth: tuple[str, SignatureFields | ApiError] | None = None
+    fault_decided: bool = False
+    fault_rule: FaultRule | None = None
 
 
 class CosApp(CosOperations):
@@ -113,6 +131,42 @@ class CosApp(CosOperations):
             return reply
 
     def _handle_api(self, ex: Exchange, raw_path: str, query: str) -> Reply:
+        """The one pipeline: parse (route), read the body into the sink chosen when the file part starts,
+        apply faults, authenticate, dispatch. Faults and authentication are each decided once per request
+        (:meth:`_fault`, :meth:`_authenticate` remember their outcome in the :class:`Request`), wherever
+        in the body they are first needed."""
+        req = self._route(ex, raw_path, query)
+        body = RequestBody({}, None)
+        if ex.method == "POST":
+            body = read_body(ex.reader, ex.headers.get("content-type", ""),
+                             lambda fields, _consumed: self._sink_for(req, {**req.query_fields, **fields}))
+        elif not ex.reader.exhausted:
+            ex.reader.drain()
+        try:
+            fields = {**req.query_fields, **body.fields}
+            op = fields.get("op", "").strip()
+            sink = body.upload.sink if body.upload is not None else None
+            if isinstance(sink, SliceWriter) and (
+                    not self._is_slice_data(op, fields) or fields.get("session", "").strip() != sink.state.session
+                    or fields.get("offset", "").strip() != str(sink.offset)):
+                raise ApiError(-61, "op, session or offset changed after the filecontent part")
+            if op:
+                self.stats.request(op)
+            if body.upload is not None and self._is_slice_data(op, fields):
+                self.stats.slice_bytes(body.upload.length)
+            rule = self._fault(req, op, fields, has_file=body.upload is not None)
+            if rule is not None and rule.answers:
+                return self._fault_reply(rule)
+            signature = self._authenticate(req, op)
+            if not op:
+                raise ApiError(-60, "no op field")
+            ctx = Ctx(req.api_version, req.cfg, req.store, req.raw_obj, req.path, op, fields, body.upload, signature)
+            return self._dispatch(ctx, ex.method)
+        finally:
+            if body.upload is not None:
+                body.upload.discard()
+
+    def _route(self, ex: Exchange, raw_path: str, query: str) -> Request:
         query_fields: dict[str, str] = {}
         sign_param: str | None = None
         for key, value in parse_qsl(query, keep_blank_values=True):
@@ -133,70 +187,35 @@ class CosApp(CosOperations):
             raise ApiError(-61, "downloads (GET of an object without op=stat or op=list) are not supported "
                                 "by this emulator", status=501)
         store.expire_sessions()
+        return Request(ex, api_version, cfg, store, raw_obj or "/", path, query_fields, sign_param)
 
-        body = RequestBody({}, None)
-        if ex.method == "POST":
-            def on_file_start(fields: dict[str, str], consumed: int) -> SliceWriter | None:
-                self._maybe_drop(ex, path, fields, consumed, at_file=True)
-                return self._direct_slice(ex, sign_param, cfg, store, api_version, path,
-                                          {**query_fields, **fields})
-
-            body = read_body(ex.reader, ex.headers.get("content-type", ""), self.tmp_dir, on_file_start)
-        elif not ex.reader.exhausted:
-            ex.reader.drain()
-        try:
-            fields = {**query_fields, **body.fields}
-            op = fields.get("op", "").strip()
-            sink = body.upload.sink if body.upload is not None else None
-            if isinstance(sink, SliceWriter) and (
-                    not self._is_slice_data(op, fields) or fields.get("session", "").strip() != sink.state.session
-                    or fields.get("offset", "").strip() != str(sink.offset)):
-                raise ApiError(-61, "op, session or offset changed after the filecontent part")
-            if op:
-                self.stats.request(op)
-            if body.upload is not None and self._is_slice_data(op, fields):
-                self.stats.slice_bytes(body.upload.length)
-            fault_reply = self._apply_fault(path, op, fields, has_file=body.upload is not None)
-            if fault_reply is not None:
-                return fault_reply
-            if isinstance(sink, SliceWriter):  # authenticated when the file part started (same op and path)
-                signature = sink.signature
-            else:
-                signature = self._authenticate(ex, sign_param, cfg, store, api_version, path, op)
-            if not op:
-                raise ApiError(-60, "no op field")
-            ctx = Ctx(api_version, cfg, store, raw_obj or "/", path, op, fields, body.upload, signature)
-            return self._dispatch(ctx, ex.method)
-        finally:
-            if body.upload is not None:
-                body.upload.discard()
-
-    def _direct_slice(self, ex: Exchange, sign_param: str | None, cfg: BucketConfig, store: BucketStore,
-                      api_version: str, path: str, fields: dict[str, str]) -> SliceWriter | None:
-        """A writer straight into the session's data file, when the slice request is valid as far as the
-        fields before the binary part show (auth, session, offset) and no fault rule concerns it;
-        otherwise None (the part is spooled and the request takes the general path)."""
+    def _sink_for(self, req: Request, fields: dict[str, str]) -> Sink:
+        """Where the binary part goes, decided when it starts: nowhere if a fault answers the request or the
+        slice request is refused already; straight into the session's data file if it is a valid,
+        authenticated slice; else a spool file."""
         op = fields.get("op", "").strip()
-        if not self._is_slice_data(op, fields) or (api_version == "v1") != (op == "upload_slice"):
-            return None
-        if self.faults.would_match(self._op_names(op, fields, True), path):
-            return None
+        rule = self._fault(req, op, fields, has_file=True)
+        if rule is not None and rule.answers:
+            return NullSink()
+        if not self._is_slice_data(op, fields) or (req.api_version == "v1") != (op == "upload_slice"):
+            return SpoolSink(self.tmp_dir)
         try:
-            signature = self._authenticate(ex, sign_param, cfg, store, api_version, path, op)
-            file_path = self._file_path_of(path)
+            self._authenticate(req, op)
         except ApiError:
-            return None
-        state = store.session(fields.get("session", "").strip())
+            return NullSink()  # refused after the body, with the same error
+        state = req.store.session(fields.get("session", "").strip())
         offset_text = fields.get("offset", "").strip()
-        if state is None or state.path != file_path or state.api_version != api_version \
-                or not offset_text.isdigit() or len(offset_text) > 20 or not state.valid_offset(int(offset_text)):
-            return None
         try:
-            writer = store.begin_slice(state, int(offset_text), wait=True)
+            file_path = self._file_path_of(req.path)
+        except ApiError:
+            return SpoolSink(self.tmp_dir)
+        if state is None or state.path != file_path or state.api_version != req.api_version \
+                or not offset_text.isdigit() or len(offset_text) > 20 or not state.valid_offset(int(offset_text)):
+            return SpoolSink(self.tmp_dir)  # answered with the precise error after the body
+        try:
+            return req.store.begin_slice(state, int(offset_text), wait=True)
         except (SessionGone, SessionBusy):
-            return None
-        writer.signature = signature
-        return writer
+            return SpoolSink(self.tmp_dir)
 
     @staticmethod
     def _decode_path(raw: str) -> str:
@@ -226,33 +245,30 @@ class CosApp(CosOperations):
         return (op,)
 
     # ------------------------------------------------------------------------------------ faults
-    def _maybe_drop(self, ex: Exchange, path: str, fields: dict[str, str], consumed: int, *, at_file: bool) -> None:
-        op = fields.get("op", "")
-        rule = self.faults.take(self._op_names(op, fields, at_file), path, drop_only=True)
-        if rule is None:
-            return
-        self.stats.fault()
-        if rule.delay:
-            time.sleep(rule.delay)
-        if rule.after_bytes is not None:
-            while ex.reader.consumed < rule.after_bytes and not ex.reader.exhausted:
-                if not ex.reader.read(min(256 * 1024, rule.after_bytes - ex.reader.consumed)):
-                    break
-        raise DropConnection()
-
-    def _apply_fault(self, path: str, op: str, fields: dict[str, str], *, has_file: bool) -> Reply | None:
-        rule = self.faults.take(self._op_names(op, fields, has_file), path)
+    def _fault(self, req: Request, op: str, fields: Mapping[str, str], *, has_file: bool) -> FaultRule | None:
+        """The fault rule for this request, taken (counted down) once: when the file part starts, or after
+        the body. A drop closes the connection here (after reading ``after_bytes`` of the body); a delay
+        waits here; a rule that answers is returned (the caller answers with it)."""
+        if req.fault_decided:
+            return req.fault_rule
+        req.fault_decided = True
+        rule = req.fault_rule = self.faults.take(self._op_names(op, fields, has_file), req.path)
         if rule is None:
             return None
         self.stats.fault()
         if rule.delay:
             time.sleep(rule.delay)
-        return self._fault_reply(rule)
+        if rule.drop:
+            reader = req.ex.reader
+            if rule.after_bytes is not None:
+                while reader.consumed < rule.after_bytes and not reader.exhausted:
+                    if not reader.read(min(256 * 1024, rule.after_bytes - reader.consumed)):
+                        break
+            raise DropConnection()
+        return rule
 
     @staticmethod
-    def _fault_reply(rule: FaultRule) -> Reply | None:
-        if rule.drop:
-            raise DropConnection()
+    def _fault_reply(rule: FaultRule) -> Reply:
         if rule.garbage:
             return Reply(200, b"<html><body>502 proxy garbage, not JSON</body></html>", "text/html")
         if rule.empty:
@@ -261,13 +277,29 @@ class CosApp(CosOperations):
             if rule.plain:
                 return Reply(rule.status, f"injected HTTP {rule.status}\n".encode(), "text/plain")
             return error_reply(rule.code if rule.code is not None else -181, "injected fault", status=rule.status)
-        if rule.code is not None:
-            return error_reply(rule.code, "injected fault")
-        return None  # pure delay
+        return error_reply(rule.code if rule.code is not None else -181, "injected fault")
 
     # ------------------------------------------------------------------------------------ auth
-    def _authenticate(self, ex: Exchange, sign_param: str | None, cfg: BucketConfig, store: BucketStore,
-                      api_version: str, path: str, op: str) -> SignatureFields:
+    def _authenticate(self, req: Request, op: str) -> SignatureFields:
+        """The request's verified signature, checked once (a one-time signature is spent once); a later
+        call returns the same outcome, and refuses an op that changed in between."""
+        if req.auth is not None:
+            auth_op, outcome = req.auth
+            if auth_op != op:
+                raise ApiError(-61, "op changed after the filecontent part")
+            if isinstance(outcome, ApiError):
+                raise outcome
+            return outcome
+        try:
+            fields = self._verify(req.ex, req.sign_param, req.cfg, req.path, op)
+        except ApiError as exc:
+            req.auth = (op, exc)
+            raise
+        req.auth = (op, fields)
+        return fields
+
+    def _verify(self, ex: Exchange, sign_param: str | None, cfg: BucketConfig, path: str, op: str
+                ) -> SignatureFields:
         header = ex.headers.get("authorization")
         signature = header if header else sign_param
         if signature and sign_param is not None and not header and " " in signature:

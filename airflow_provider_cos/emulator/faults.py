@@ -95,20 +95,12 @@ class FaultBook:
         with self._lock:
             return [entry[0] for entry in self._rules]
 
-    def would_match(self, ops: Iterable[str], path: str) -> bool:
-        """True if some rule matches (nothing is counted down)."""
-        ops = tuple(ops)
-        with self._lock:
-            return any(entry[0].matches(ops, path) for entry in self._rules)
-
-    def take(self, ops: Iterable[str], path: str, *, drop_only: bool = False) -> FaultRule | None:
-        """Find, count down and return the first matching rule (only ``drop`` rules if ``drop_only``)."""
+    def take(self, ops: Iterable[str], path: str) -> FaultRule | None:
+        """Find, count down and return the first matching rule."""
         ops = tuple(ops)
         with self._lock:
             for entry in self._rules:
                 rule: FaultRule = entry[0]
-                if drop_only and not rule.drop:
-                    continue
                 if not rule.matches(ops, path):
                     continue
                 if entry[1] is not None:

@@ -224,7 +224,6 @@ class SliceWriter:
         self.length = 0
         self._fd: int | None = fd
         self._lock: threading.Lock | None = lock
-        self.signature: Any = None  # the request's verified signature (set by the app)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
