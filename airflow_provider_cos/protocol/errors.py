@@ -5,6 +5,9 @@ Every error the product raises derives from :class:`CosError` and carries the se
 transfer engine's retry policy reads. Classification is by numeric code first, then by the message name
 (several COS auth errors are only known by name, see COS_JSON_API.md §6), then by HTTP status.
 
+The XML API (COS_XML_API.md §3) names its errors by string code; :data:`XML_ERROR_TABLE` classifies
+those, and the emulator renders its XML error bodies from the same rows.
+
 Codes marked *assigned* in :data:`ERROR_TABLE` are not documented by Tencent; this project picked them
 so that the emulator can answer something stable. The client never depends on them alone: it also
 matches the message name.
@@ -23,6 +26,9 @@ class CosError(Exception):
     """
 
     default_retryable = False
+    #: The XML API's ``<Code>`` (e.g. ``NoSuchKey``) and ``<RequestId>``; ``None`` for JSON API errors.
+    error_code: str | None = None
+    request_id: str | None = None
 
     def __init__(
         self,
@@ -257,3 +263,126 @@ def error_from_envelope(
         exc_type, retryable = CosError, False
     return exc_type(message or "COS error", code=code, status=status, retryable=retryable,
                     operation=operation, path=path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# XML API (COS_XML_API.md §3.3): string codes, one table for the client's classification and the
+# emulator's answers.
+
+
+@dataclass(frozen=True)
+class XmlErrorSpec:
+    """One XML API error: ``<Code>``, HTTP status, the exception it becomes and a default ``<Message>``.
+
+    ``retryable`` is what the client's retry policy reads; a :class:`CosSignatureExpiredError` row
+    (``RequestTimeTooSkewed``) means "sign again with a fresh KeyTime and resend once".
+    """
+
+    code: str
+    http_status: int
+    exc_type: type[CosError]
+    retryable: bool
+    message: str
+
+
+def _xspec(
+    code: str, status: int, exc_type: type[CosError], message: str, *, retryable: bool | None = None
+) -> XmlErrorSpec:
+    return XmlErrorSpec(code, status, exc_type, exc_type.default_retryable if retryable is None else retryable,
+                        message)
+
+
+XML_ERROR_TABLE: tuple[XmlErrorSpec, ...] = (
+    _xspec("InvalidArgument", 400, CosInvalidRequestError, "Invalid Argument."),
+    _xspec("InvalidDigest", 400, CosIntegrityError, "The Content-MD5 you specified is not valid."),
+    _xspec("BadDigest", 400, CosIntegrityError, "The Content-MD5 you specified did not match what we received."),
+    _xspec("EntityTooSmall", 400, CosInvalidRequestError,
+           "Your proposed upload is smaller than the minimum allowed object size."),
+    _xspec("EntityTooLarge", 400, CosInvalidRequestError,
+           "Your proposed upload exceeds the maximum allowed object size."),
+    _xspec("InvalidPart", 400, CosSessionError,
+           "One or more of the specified parts could not be found or its ETag did not match."),
+    _xspec("InvalidPartOrder", 400, CosInvalidRequestError, "The list of parts was not in ascending order."),
+    _xspec("MalformedXML", 400, CosInvalidRequestError, "The XML you provided was not well-formed."),
+    _xspec("KeyTooLong", 400, CosPathError, "The object key is longer than 850 bytes."),
+    _xspec("InvalidObjectName", 400, CosPathError, "The object key is not allowed."),
+    _xspec("RequestTimeout", 400, CosTransportError,
+           "Your socket connection to the server was not read from or written to within the timeout period."),
+    _xspec("UserNetworkTooSlow", 400, CosTransportError, "The upload is too slow."),
+    _xspec("AccessDenied", 403, CosAuthError, "Access Denied."),
+    _xspec("InvalidAccessKeyId", 403, CosAuthError, "The access key Id format you provided is invalid."),
+    _xspec("SignatureDoesNotMatch", 403, CosAuthError,
+           "The Signature you specified is invalid."),
+    _xspec("RequestTimeTooSkewed", 403, CosSignatureExpiredError,
+           "The difference between the request time and the server's time is too large."),
+    _xspec("PathStyleDomainForbidden", 403, CosInvalidRequestError,
+           "Path-style requests are not allowed for this bucket; use <bucket>-<appid>.cos.<region>.myqcloud.com."),
+    _xspec("InvalidObjectState", 403, CosInvalidRequestError,
+           "The operation is not valid for the object storage class."),
+    _xspec("NoSuchBucket", 404, CosNotFoundError, "The specified bucket does not exist."),
+    _xspec("NoSuchKey", 404, CosNotFoundError, "The specified key does not exist."),
+    _xspec("NoSuchUpload", 404, CosSessionError, "The specified multipart upload does not exist."),
+    _xspec("MethodNotAllowed", 405, CosInvalidRequestError,
+           "The specified method is not allowed against this resource."),
+    _xspec("MissingContentLength", 411, CosInvalidRequestError, "You must provide the Content-Length HTTP header."),
+    _xspec("PreconditionFailed", 412, CosError, "Precondition not match."),
+    _xspec("InvalidRange", 416, CosInvalidRequestError, "The requested range is not satisfiable."),
+    _xspec("InternalError", 500, CosServerError, "We encountered an internal error. Please try again."),
+    _xspec("ServiceUnavailable", 503, CosServerError, "Please reduce your request rate."),
+    _xspec("SlowDown", 503, CosThrottledError, "Please reduce your request rate."),
+)
+
+_XML_BY_CODE: dict[str, XmlErrorSpec] = {spec.code: spec for spec in XML_ERROR_TABLE}
+
+
+def xml_spec(code: str) -> XmlErrorSpec:
+    """The table row for an XML ``<Code>``. Raises ``KeyError`` for a code not in the table."""
+    return _XML_BY_CODE[code]
+
+
+def error_from_xml(
+    code: str | None,
+    message: str | None,
+    status: int | None,
+    *,
+    operation: str | None = None,
+    path: str | None = None,
+    request_id: str | None = None,
+) -> CosError:
+    """Turn an XML API failure (``<Code>``, ``<Message>``, HTTP status) into the typed error the table says.
+
+    Unknown codes fall back on the status: 5xx server (retry), 503/429 throttled (retry), 404 not found,
+    401/403 auth, anything else a plain non-retryable :class:`CosError`. A HEAD error has no body:
+    pass ``code=None`` and the status decides.
+    """
+    spec = _XML_BY_CODE.get(code) if code else None
+    if spec is not None:
+        exc_type: type[CosError] = spec.exc_type
+        retryable = spec.retryable
+        text = message or spec.message
+    else:
+        if status in (429, 503):
+            exc_type, retryable = CosThrottledError, True
+        elif status is not None and status >= 500:
+            exc_type, retryable = CosServerError, True
+        elif status == 404:
+            exc_type, retryable = CosNotFoundError, False
+        elif status in (401, 403):
+            exc_type, retryable = CosAuthError, False
+        else:
+            exc_type, retryable = CosError, False
+        text = message or (f"HTTP {status}" if status is not None else "COS error")
+    exc = exc_type(f"{code}: {text}" if code else text, status=status, retryable=retryable,
+                   operation=operation, path=path)
+    exc.error_code = code or None
+    exc.request_id = request_id
+    return exc
+
+
+def xml_error(code: str, detail: str | None = None, **context: str | None) -> CosError:
+    """The error of table row ``code`` as its server would answer it (status from the table).
+
+    ``detail`` replaces the default message; used by the emulator and by the signature verifier.
+    """
+    spec = _XML_BY_CODE[code]
+    return error_from_xml(code, detail or spec.message, spec.http_status, **context)

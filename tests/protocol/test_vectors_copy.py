@@ -1,4 +1,4 @@
-"""The vectors file used by the tests is a copy of ../shared/spec/vectors.json; keep them identical."""
+"""The vectors files used by the tests are copies of ../shared/spec/*.json; keep them identical."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[2] / "shared" / "spec" / "vectors.json"
+SPEC = HERE.parents[2] / "shared" / "spec"
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="shared/ spec not beside the checkout")
-def test_vectors_copy_is_current() -> None:
-    assert (HERE / "vectors.json").read_bytes() == SHARED.read_bytes()
+@pytest.mark.parametrize("name", ["vectors.json", "xml_vectors.json"])
+def test_vectors_copy_is_current(name: str) -> None:
+    if not (SPEC / name).exists():
+        pytest.skip("shared/ spec not beside the checkout")
+    assert (HERE / name).read_bytes() == (SPEC / name).read_bytes()
