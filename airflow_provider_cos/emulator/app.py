@@ -23,7 +23,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_cos.emulator.config import BucketConfig, EmulatorSettings
 from airflow_provider_cos.emulator.faults import FaultBook, FaultRule, StatsCounter
-from airflow_provider_cos.emulator.httpio import BadRequest, NullSink, RequestBody, Sink, SpoolSink, read_body
+from airflow_provider_cos.emulator.httpio import (
+    BadRequest,
+    NullSink,
+    RequestBody,
+    Sink,
+    SpoolSink,
+    read_body,
+    read_raw,
+    read_small,
+)
 from airflow_provider_cos.emulator.operations import CosOperations, Ctx
 from airflow_provider_cos.emulator.replies import (
     ApiError,
@@ -41,7 +50,15 @@ from airflow_provider_cos.emulator.storage import (
     SliceWriter,
     is_storage_full,
 )
-from airflow_provider_cos.protocol.errors import CosAuthError
+from airflow_provider_cos.emulator.xmlapi import (
+    DATA_OPS,
+    MAX_COMPLETE_BODY,
+    XmlError,
+    XmlOperations,
+    XmlRoute,
+    xml_data_hashers,
+)
+from airflow_provider_cos.protocol.errors import CosAuthError, xml_spec
 from airflow_provider_cos.protocol.paths import decode_path
 from airflow_provider_cos.protocol.signing import SignatureFields, verify
 
@@ -64,12 +81,14 @@ class Request:
     path: str
     query_fields: dict[str, str]
     sign_param: str | None
-    auth: tuple[str, SignatureFields | ApiError] | None = None
+    op: str = ""  # known from the URL (XML); JSON ops come with the body
+    xml: XmlRoute | None = None
+    auth: tuple[str, SignatureFields | XmlRoute | Exception] | None = None
     fault_decided: bool = False
     fault_rule: FaultRule | None = None
 
 
-class CosApp(CosOperations):
+class CosApp(CosOperations, XmlOperations):
     """The emulated service. Thread-safe: state lives in :class:`BucketStore` objects and locked counters."""
 
     def __init__(
@@ -93,6 +112,7 @@ class CosApp(CosOperations):
         self.faults = faults
         self.stats = stats
         self._base_url = base_url
+        self._clock = clock
         self._buckets: dict[tuple[str, str], tuple[BucketConfig, BucketStore]] = {}
         for cfg in buckets:
             store = BucketStore(data_dir / "buckets" / f"{cfg.appid}-{cfg.bucket}", self.tmp_dir, clock=clock,
@@ -114,37 +134,48 @@ class CosApp(CosOperations):
         raw_path, _, query = target.partition("?")
         if raw_path.startswith("/_emulator/"):
             return self._control(ex, raw_path, query)
+        xml = not raw_path.startswith("/files/")  # the JSON API lives under /files/v1|v2, XML everywhere else
         try:
-            return self._handle_api(ex, raw_path, query)
+            return self._handle_api(ex, raw_path, query, xml=xml)
+        except XmlError as exc:
+            return self.xml_error_reply(exc, resource=self._resource(ex, raw_path), method=ex.method)
         except ApiError as exc:
             return error_reply(exc.code, exc.detail, status=exc.status)
         except BadRequest as exc:
-            reply = error_reply(exc.code, exc.detail)
+            if xml:
+                reply = self.xml_error_reply(XmlError("InvalidArgument", exc.detail),
+                                             resource=self._resource(ex, raw_path), method=ex.method)
+            else:
+                reply = error_reply(exc.code, exc.detail)
             reply.close = exc.close
             return reply
         except OSError as exc:
             if not is_storage_full(exc):
                 raise
             log.warning("storage full while serving %s: %s", raw_path, exc.strerror)
-            reply = error_reply(STORAGE_FULL_CODE, f"the emulator's disk is full ({exc.strerror})")
+            detail = f"the emulator's disk is full ({exc.strerror})"
+            if xml:
+                reply = self.xml_error_reply(XmlError("InsufficientStorage", detail, status=507),
+                                             resource=self._resource(ex, raw_path), method=ex.method)
+            else:
+                reply = error_reply(STORAGE_FULL_CODE, detail)
             reply.close = not ex.reader.exhausted  # the rest of the body is not read
             return reply
 
-    def _handle_api(self, ex: Exchange, raw_path: str, query: str) -> Reply:
-        """The one pipeline: parse (route), read the body into the sink chosen when the file part starts,
-        apply faults, authenticate, dispatch. Faults and authentication are each decided once per request
-        (:meth:`_fault`, :meth:`_authenticate` remember their outcome in the :class:`Request`), wherever
-        in the body they are first needed."""
-        req = self._route(ex, raw_path, query)
-        body = RequestBody({}, None)
-        if ex.method == "POST":
-            body = read_body(ex.reader, ex.headers.get("content-type", ""),
-                             lambda fields, _consumed: self._sink_for(req, {**req.query_fields, **fields}))
-        elif not ex.reader.exhausted:
-            ex.reader.drain()
+    @staticmethod
+    def _resource(ex: Exchange, raw_path: str) -> str:
+        return ex.headers.get("host", "") + raw_path
+
+    def _handle_api(self, ex: Exchange, raw_path: str, query: str, *, xml: bool) -> Reply:
+        """The one pipeline of the three generations: parse (route), read the body into the sink chosen
+        when the data starts, apply faults, authenticate, dispatch. Faults and authentication are each
+        decided once per request (:meth:`_fault`, :meth:`_authenticate` remember their outcome in the
+        :class:`Request`), wherever in the body they are first needed."""
+        req = self._route_xml(ex, raw_path, query) if xml else self._route(ex, raw_path, query)
+        body = self._read_body(req)
         try:
             fields = {**req.query_fields, **body.fields}
-            op = fields.get("op", "").strip()
+            op = req.op or fields.get("op", "").strip()
             sink = body.upload.sink if body.upload is not None else None
             if isinstance(sink, SliceWriter) and (
                     not self._is_slice_data(op, fields) or fields.get("session", "").strip() != sink.state.session
@@ -152,19 +183,42 @@ class CosApp(CosOperations):
                 raise ApiError(-61, "op, session or offset changed after the filecontent part")
             if op:
                 self.stats.request(op)
-            if body.upload is not None and self._is_slice_data(op, fields):
+            if body.upload is not None and (self._is_slice_data(op, fields) or op == "UploadPart"):
                 self.stats.slice_bytes(body.upload.length)
             rule = self._fault(req, op, fields, has_file=body.upload is not None)
             if rule is not None and rule.answers:
-                return self._fault_reply(rule)
+                return self._fault_reply(req, op, rule)
             signature = self._authenticate(req, op)
+            if req.xml is not None:
+                return self.dispatch_xml(req.xml, ex.method, ex.headers, body.upload, body.raw)
             if not op:
                 raise ApiError(-60, "no op field")
+            assert not isinstance(signature, XmlRoute)
             ctx = Ctx(req.api_version, req.cfg, req.store, req.raw_obj, req.path, op, fields, body.upload, signature)
             return self._dispatch(ctx, ex.method)
         finally:
             if body.upload is not None:
                 body.upload.discard()
+
+    def _read_body(self, req: Request) -> RequestBody:
+        ex = req.ex
+        if req.xml is not None and req.op in DATA_OPS:
+            return read_raw(ex.reader, lambda: self._sink_for(req, {}), xml_data_hashers())
+        if req.xml is not None and req.op == "CompleteMultipartUpload":
+            return RequestBody({}, None, read_small(ex.reader, MAX_COMPLETE_BODY))
+        if req.xml is None and ex.method == "POST":
+            return read_body(ex.reader, ex.headers.get("content-type", ""),
+                             lambda fields, _consumed: self._sink_for(req, {**req.query_fields, **fields}))
+        if not ex.reader.exhausted:
+            ex.reader.drain()
+        return RequestBody({}, None)
+
+    def _route_xml(self, ex: Exchange, raw_path: str, query: str) -> Request:
+        route = self.route_xml(ex.method, raw_path, parse_qsl(query, keep_blank_values=True),
+                               ex.headers.get("host", ""))
+        route.store.expire_sessions()
+        return Request(ex, "xml", route.cfg, route.store, raw_path, "/" + route.key, route.query, None,
+                       op=route.op, xml=route)
 
     def _route(self, ex: Exchange, raw_path: str, query: str) -> Request:
         query_fields: dict[str, str] = {}
@@ -193,10 +247,16 @@ class CosApp(CosOperations):
         """Where the binary part goes, decided when it starts: nowhere if a fault answers the request or the
         slice request is refused already; straight into the session's data file if it is a valid,
         authenticated slice; else a spool file."""
-        op = fields.get("op", "").strip()
+        op = req.op or fields.get("op", "").strip()
         rule = self._fault(req, op, fields, has_file=True)
         if rule is not None and rule.answers:
             return NullSink()
+        if req.xml is not None:
+            try:
+                self._authenticate(req, op)
+            except XmlError:
+                return NullSink()  # refused after the body, with the same error
+            return SpoolSink(self.tmp_dir)
         if not self._is_slice_data(op, fields) or (req.api_version == "v1") != (op == "upload_slice"):
             return SpoolSink(self.tmp_dir)
         try:
@@ -267,8 +327,14 @@ class CosApp(CosOperations):
             raise DropConnection()
         return rule
 
-    @staticmethod
-    def _fault_reply(rule: FaultRule) -> Reply:
+    def _fault_reply(self, req: Request, op: str, rule: FaultRule) -> Reply:
+        if req.xml is not None and not (rule.garbage or rule.empty or rule.plain):
+            code = rule.xml_code or ("SlowDown" if rule.status == 503 else "InternalError")
+            try:
+                status = rule.status or xml_spec(code).http_status
+            except KeyError:
+                status = 500
+            return self.xml_fault_body(op, code, status, self._resource(req.ex, req.raw_obj))
         if rule.garbage:
             return Reply(200, b"<html><body>502 proxy garbage, not JSON</body></html>", "text/html")
         if rule.empty:
@@ -280,23 +346,29 @@ class CosApp(CosOperations):
         return error_reply(rule.code if rule.code is not None else -181, "injected fault")
 
     # ------------------------------------------------------------------------------------ auth
-    def _authenticate(self, req: Request, op: str) -> SignatureFields:
-        """The request's verified signature, checked once (a one-time signature is spent once); a later
-        call returns the same outcome, and refuses an op that changed in between."""
+    def _authenticate(self, req: Request, op: str) -> SignatureFields | XmlRoute:
+        """The request's verified signature (JSON: its fields; XML: the route it was checked for), checked
+        once (a one-time signature is spent once); a later call returns the same outcome, and refuses an
+        op that changed in between."""
         if req.auth is not None:
             auth_op, outcome = req.auth
             if auth_op != op:
                 raise ApiError(-61, "op changed after the filecontent part")
-            if isinstance(outcome, ApiError):
+            if isinstance(outcome, Exception):
                 raise outcome
             return outcome
+        result: SignatureFields | XmlRoute
         try:
-            fields = self._verify(req.ex, req.sign_param, req.cfg, req.path, op)
-        except ApiError as exc:
+            if req.xml is not None:
+                self.verify_xml(req.xml, req.ex.method, req.raw_obj, req.ex.headers)
+                result = req.xml
+            else:
+                result = self._verify(req.ex, req.sign_param, req.cfg, req.path, op)
+        except (ApiError, XmlError) as exc:
             req.auth = (op, exc)
             raise
-        req.auth = (op, fields)
-        return fields
+        req.auth = (op, result)
+        return result
 
     def _verify(self, ex: Exchange, sign_param: str | None, cfg: BucketConfig, path: str, op: str
                 ) -> SignatureFields:

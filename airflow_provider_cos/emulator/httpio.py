@@ -202,6 +202,7 @@ class Spooled:
     length: int
     sha1: str | None
     md5: str | None
+    crc64: str | None = None
 
     @property
     def path(self) -> Path | None:
@@ -216,6 +217,49 @@ class Spooled:
 class RequestBody:
     fields: dict[str, str]
     upload: Spooled | None
+    raw: bytes = b""  # a small XML body (CompleteMultipartUpload)
+
+
+def read_raw(reader: BodyReader, sink: Callable[[], Sink], hashers: dict[str, Any]) -> RequestBody:
+    """A body that is the data itself (XML PutObject/UploadPart): into the sink chosen when it starts,
+    hashed with ``hashers`` (``md5``, ``crc64``, ``sha1``) on the way."""
+    target = sink()
+    length = 0
+    try:
+        buf = _direct_buffer()
+        view = memoryview(buf)
+        while not reader.exhausted:
+            n = reader.readinto(view)
+            piece = view[:n]
+            target.write(piece)
+            for h in hashers.values():
+                h.update(piece)
+            length += n
+        if isinstance(target, SpoolSink):
+            target.close()
+    except BaseException:
+        target.abort()
+        raise
+
+    def digest(name: str) -> str | None:
+        h = hashers.get(name)
+        if h is None:
+            return None
+        return str(h.decimal()) if name == "crc64" else str(h.hexdigest())
+
+    return RequestBody({}, Spooled(target, length, digest("sha1"), digest("md5"), digest("crc64")))
+
+
+def read_small(reader: BodyReader, limit: int) -> bytes:
+    """A whole small body (at most ``limit`` bytes, else :class:`BadRequest`)."""
+    raw = bytearray()
+    while True:
+        chunk = reader.read()
+        if not chunk:
+            return bytes(raw)
+        raw += chunk
+        if len(raw) > limit:
+            raise BadRequest(f"body larger than {limit} bytes")
 
 
 #: Called when the binary part starts, with the text fields seen so far and the bytes read so far;

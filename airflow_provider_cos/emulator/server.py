@@ -178,6 +178,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._serve()
 
+    def do_HEAD(self) -> None:
+        self._serve()
+
     def _serve(self) -> None:
         started = time.monotonic()
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -314,6 +317,18 @@ class CosEmulator:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self._port}"
+
+    def xml_host(self, bucket: BucketConfig | None = None) -> str:
+        """The ``Host`` header that addresses ``bucket`` (default: the first) through the XML API."""
+        cfg = bucket or self.bucket
+        return f"{cfg.bucket}-{cfg.appid}.cos.{self.settings.xml_region}.myqcloud.com"
+
+    def xml_help(self) -> str:
+        """One line on how to address the XML API of this emulator."""
+        cfg = self.bucket
+        return (f"XML API at {self.url}: send 'Host: {self.xml_host()}', or use path style "
+                f"{self.url}/{cfg.bucket}-{cfg.appid}/<key>, or plain {self.url}/<key> for the default bucket "
+                f"{cfg.bucket}-{cfg.appid}; JSON API at {self.url}/files/v1|v2/{cfg.appid}/{cfg.bucket}/")
 
     @property
     def running(self) -> bool:

@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from airflow_provider_cos.protocol.crc64 import Crc64
 from airflow_provider_cos.protocol.sha1parts import Sha1State
 
 CHUNK = 1024 * 1024
@@ -97,10 +98,42 @@ class ObjectMeta:
     sha: str = ""
     blob: str = ""
     session: str = ""
+    md5: str = ""  # hex; with crc64, filled in lazily for objects written through the JSON API
+    crc64: str = ""  # decimal (x-cos-hash-crc64ecma)
+    etag: str = ""  # quoted; set for multipart objects ("<hex>-<N>"), else the quoted md5
+    content_type: str = ""
 
     @property
     def name(self) -> str:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+_META_FIELDS = frozenset(ObjectMeta.__dataclass_fields__)
+
+
+@dataclass
+class PartMeta:
+    """One uploaded part of a multipart upload (XML API)."""
+
+    number: int
+    size: int
+    md5: str
+    crc64: str
+    mtime: float
+
+
+@dataclass
+class UploadState:
+    """A multipart upload in progress (XML API): stored under ``uploads/<sha256(id)>/``."""
+
+    upload_id: str
+    path: str
+    initiated: float
+    content_type: str = ""
+    parts: dict[int, PartMeta] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    _PERSISTED = ("upload_id", "path", "initiated", "content_type")
 
 
 @dataclass
@@ -289,21 +322,24 @@ class BucketStore:
         self.objects_dir = root / "objects"
         self.blobs_dir = root / "blobs"
         self.sessions_dir = root / "sessions"
-        for directory in (self.objects_dir, self.blobs_dir, self.sessions_dir, tmp_dir):
+        self.uploads_dir = root / "uploads"
+        for directory in (self.objects_dir, self.blobs_dir, self.sessions_dir, self.uploads_dir, tmp_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self._objects: dict[str, ObjectMeta] = {}
         self._sessions: dict[str, SessionState] = {}
         self._session_at: dict[str, str] = {}
         self._by_sha: dict[tuple[str, int], set[str]] = {}
+        self._uploads: dict[str, UploadState] = {}
         self._load()
+        self._load_uploads()
 
     # ------------------------------------------------------------------------------------- loading
     def _load(self) -> None:
         for meta_file in self.objects_dir.glob("*.json"):
             try:
                 data = json.loads(meta_file.read_text("utf-8"))
-                meta = ObjectMeta(**data)
+                meta = ObjectMeta(**{k: v for k, v in data.items() if k in _META_FIELDS})
             except (OSError, ValueError, TypeError):
                 continue
             self._objects[meta.path] = meta
@@ -373,7 +409,8 @@ class BucketStore:
         return meta
 
     def commit_file(self, path: str, content: Path, *, size: int, sha: str, biz_attr: str,
-                    session: str = "", link: bool = False) -> ObjectMeta:
+                    session: str = "", link: bool = False, md5: str = "", crc64: str = "", etag: str = "",
+                    content_type: str = "") -> ObjectMeta:
         """Make ``content`` the object at ``path`` (moved, or hard-linked/copied if ``link``), atomically."""
         blob = uuid.uuid4().hex
         target = self.blobs_dir / blob
@@ -389,7 +426,8 @@ class BucketStore:
             old = self._objects.get(path)
             ctime = old.ctime if old is not None and old.kind == "file" else now
             meta = ObjectMeta(path=path, kind="file", ctime=ctime, mtime=now, biz_attr=biz_attr,
-                              filesize=size, sha=sha, blob=blob, session=session)
+                              filesize=size, sha=sha, blob=blob, session=session, md5=md5, crc64=crc64,
+                              etag=etag, content_type=content_type)
             self._write_meta(meta)
             if old is not None:
                 self._index_remove(old)
@@ -398,6 +436,105 @@ class BucketStore:
         if old is not None and old.blob:
             (self.blobs_dir / old.blob).unlink(missing_ok=True)
         return meta
+
+    def with_digests(self, meta: ObjectMeta) -> ObjectMeta:
+        """``meta`` with ``md5``, ``crc64`` and ``sha`` filled in (computed once from the blob for objects
+        that the JSON API wrote, then persisted)."""
+        if meta.kind != "file" or (meta.md5 and meta.crc64 and meta.sha):
+            return meta
+        md5, crc, sha1 = hashlib.md5(), Crc64(), hashlib.sha1()
+        try:
+            with open(self.blob_path(meta), "rb") as fh:
+                for chunk in iter(lambda: fh.read(CHUNK), b""):
+                    md5.update(chunk)
+                    crc.update(chunk)
+                    sha1.update(chunk)
+        except FileNotFoundError:  # replaced meanwhile: the caller sees the newer object next time
+            return meta
+        with self.lock:
+            current = self._objects.get(meta.path)
+            if current is not meta:
+                return current if current is not None else meta
+            meta.md5, meta.crc64, meta.sha = meta.md5 or md5.hexdigest(), meta.crc64 or crc.decimal(), \
+                meta.sha or sha1.hexdigest()
+            self._write_meta(meta)
+        return meta
+
+    def files(self) -> list[ObjectMeta]:
+        """Every object (files and folders), unsorted."""
+        with self.lock:
+            return list(self._objects.values())
+
+    # ------------------------------------------------------------------------------------ multipart
+    def _upload_dir(self, upload_id: str) -> Path:
+        return self.uploads_dir / _hash_name(upload_id)[:40]
+
+    def _load_uploads(self) -> None:
+        for udir in self.uploads_dir.iterdir():
+            try:
+                data = json.loads((udir / "upload.json").read_text("utf-8"))
+                state = UploadState(**{k: data[k] for k in UploadState._PERSISTED})
+                for part_file in udir.glob("part-*.json"):
+                    part = PartMeta(**json.loads(part_file.read_text("utf-8")))
+                    if (udir / f"part-{part.number}").is_file():
+                        state.parts[part.number] = part
+            except (OSError, ValueError, TypeError, KeyError):
+                shutil.rmtree(udir, ignore_errors=True)
+                continue
+            self._uploads[state.upload_id] = state
+
+    def create_upload(self, path: str, content_type: str) -> UploadState:
+        now = self.clock()
+        upload_id = f"{int(now)}{uuid.uuid4().hex}{uuid.uuid4().hex}"  # COS form: 10 digits + 64 hex
+        state = UploadState(upload_id, path, now, content_type)
+        udir = self._upload_dir(upload_id)
+        try:
+            udir.mkdir(parents=True)
+            write_json_atomic(udir / "upload.json", {k: getattr(state, k) for k in UploadState._PERSISTED})
+        except BaseException:
+            shutil.rmtree(udir, ignore_errors=True)
+            raise
+        with self.lock:
+            self._uploads[upload_id] = state
+        return state
+
+    def upload(self, upload_id: str) -> UploadState | None:
+        with self.lock:
+            return self._uploads.get(upload_id)
+
+    def uploads(self) -> list[UploadState]:
+        with self.lock:
+            return list(self._uploads.values())
+
+    def put_part(self, state: UploadState, number: int, source: Path, *, size: int, md5: str, crc64: str
+                 ) -> PartMeta:
+        """Move a spooled part into the upload (a re-sent number replaces the earlier part)."""
+        udir = self._upload_dir(state.upload_id)
+        part = PartMeta(number, size, md5, crc64, self.clock())
+        with state.lock:
+            if self.upload(state.upload_id) is not state:
+                raise SessionGone(state.upload_id)
+            os.replace(source, udir / f"part-{number}")
+            write_json_atomic(udir / f"part-{number}.json", asdict(part))
+            state.parts[number] = part
+        return part
+
+    def part_path(self, state: UploadState, number: int) -> Path:
+        return self._upload_dir(state.upload_id) / f"part-{number}"
+
+    def discard_upload(self, upload_id: str) -> bool:
+        with self.lock:
+            state = self._uploads.pop(upload_id, None)
+        if state is None:
+            return False
+        with state.lock:
+            graveyard = self.tmp_dir / f"gone-{uuid.uuid4().hex}"
+            try:
+                os.replace(self._upload_dir(upload_id), graveyard)
+            except OSError:
+                graveyard = self._upload_dir(upload_id)
+        shutil.rmtree(graveyard, ignore_errors=True)
+        return True
 
     def set_biz_attr(self, meta: ObjectMeta, biz_attr: str) -> None:
         with self.lock:
