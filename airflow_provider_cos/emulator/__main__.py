@@ -36,7 +36,8 @@ def _ttl(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m airflow_provider_cos.emulator",
                                      description="Local emulator of COS: the JSON API (/files/v1, /files/v2) "
-                                                 "and the XML API on one port. Without flags: port 8089, the demo credentials below and a "
+                                                 "and the XML API on one port. Without flags: port 8089, the demo "
+                                                 "credentials below and a "
                                                  "temporary data directory.")
     parser.add_argument("--port", type=int, default=8089,
                         help="port on 127.0.0.1; 0 picks a free one; a busy port is an error (default: %(default)s)")

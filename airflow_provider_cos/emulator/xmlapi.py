@@ -202,8 +202,15 @@ class XmlOperations:
             paths = [path]
             if route.path_style_prefix:
                 paths.append(path[len(route.path_style_prefix) :] or "/")
-            verify(signature, lambda sid: cfg.secret_key if sid == cfg.secret_id else None, method=method,
-                   uri_pathname=paths, params=route.params, headers=headers, now=int(self._clock()))
+            verify(
+                signature,
+                lambda sid: cfg.secret_key if sid == cfg.secret_id else None,
+                method=method,
+                uri_pathname=paths,
+                params=route.params,
+                headers=headers,
+                now=int(self._clock()),
+            )
         except CosAuthError as exc:
             raise XmlError(exc.error_code or "AccessDenied", exc.message) from None
 
@@ -222,24 +229,37 @@ class XmlOperations:
         return Reply(exc.status or status, body, "application/xml", headers=headers)
 
     @staticmethod
-    def _xml_reply(status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None, *,
-                   content_type: str = "application/xml", content_length: int | None = None) -> Reply:
-        return Reply(status, body, content_type, headers=[("x-cos-request-id", uuid.uuid4().hex), *(headers or [])],
-                     content_length=content_length)
+    def _xml_reply(
+        status: int,
+        body: bytes = b"",
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        content_type: str = "application/xml",
+        content_length: int | None = None,
+    ) -> Reply:
+        return Reply(
+            status,
+            body,
+            content_type,
+            headers=[("x-cos-request-id", uuid.uuid4().hex), *(headers or [])],
+            content_length=content_length,
+        )
 
     def xml_fault_body(self, op: str, code: str, status: int, resource: str) -> Reply:
         """A fault's answer for an XML operation; ``status=200`` on Complete puts the error in the 200."""
         request_id = uuid.uuid4().hex
         if op == "CompleteMultipartUpload" and status == 200:
-            body = COMPLETE_KEEPALIVE + ErrorBody(code, "injected fault", resource, request_id,
-                                                  request_id).render_after_whitespace()
+            body = (
+                COMPLETE_KEEPALIVE
+                + ErrorBody(code, "injected fault", resource, request_id, request_id).render_after_whitespace()
+            )
             return self._xml_reply(200, body)
-        return self.xml_error_reply(XmlError(code, "injected fault", status=status), resource=resource,
-                                    method="GET")
+        return self.xml_error_reply(XmlError(code, "injected fault", status=status), resource=resource, method="GET")
 
     # ------------------------------------------------------------------------------------ dispatch
-    def dispatch_xml(self, route: XmlRoute, method: str, headers: Mapping[str, str], upload: Spooled | None,
-                     raw_body: bytes) -> Reply:
+    def dispatch_xml(
+        self, route: XmlRoute, method: str, headers: Mapping[str, str], upload: Spooled | None, raw_body: bytes
+    ) -> Reply:
         op = route.op
         if op == "PutObject":
             return self.xml_put_object(route, headers, upload)
@@ -305,16 +325,24 @@ class XmlOperations:
                 state = store.session_at(path)  # like a JSON simple upload: an open slice session goes
                 if state is not None:
                     store.discard_session(state.session)
-                store.commit_file(path, upload.path, size=upload.length, sha=upload.sha1, biz_attr="",
-                                  md5=upload.md5, crc64=upload.crc64,
-                                  content_type=headers.get("content-type", ""))
-        return self._xml_reply(200, headers=[("ETag", quote_etag(upload.md5)),
-                                             ("x-cos-hash-crc64ecma", upload.crc64)])
+                store.commit_file(
+                    path,
+                    upload.path,
+                    size=upload.length,
+                    sha=upload.sha1,
+                    biz_attr="",
+                    md5=upload.md5,
+                    crc64=upload.crc64,
+                    content_type=headers.get("content-type", ""),
+                )
+        return self._xml_reply(200, headers=[("ETag", quote_etag(upload.md5)), ("x-cos-hash-crc64ecma", upload.crc64)])
 
     def _object_headers(self, meta: ObjectMeta) -> list[tuple[str, str]]:
-        out = [("ETag", meta.etag or quote_etag(meta.md5)),
-               ("Last-Modified", formatdate(meta.mtime, usegmt=True)),
-               ("Accept-Ranges", "bytes")]
+        out = [
+            ("ETag", meta.etag or quote_etag(meta.md5)),
+            ("Last-Modified", formatdate(meta.mtime, usegmt=True)),
+            ("Accept-Ranges", "bytes"),
+        ]
         if meta.crc64:
             out.append(("x-cos-hash-crc64ecma", meta.crc64))
         return out
@@ -396,9 +424,17 @@ class XmlOperations:
             etag = (meta.etag or quote_etag(meta.md5)) if meta.md5 or meta.etag else '"-"'
             contents.append(ObjectEntry(key, _iso(meta.mtime), etag, size, owner_id=route.cfg.appid))
         listing = ObjectListing(
-            name=f"{route.cfg.bucket}-{route.cfg.appid}", prefix=prefix, marker=marker, max_keys=max_keys,
-            delimiter=delimiter, is_truncated=truncated, next_marker=page[-1][0] if truncated and page else "",
-            contents=tuple(contents), common_prefixes=tuple(k for k, p in page if p), encoding_type=encoding)
+            name=f"{route.cfg.bucket}-{route.cfg.appid}",
+            prefix=prefix,
+            marker=marker,
+            max_keys=max_keys,
+            delimiter=delimiter,
+            is_truncated=truncated,
+            next_marker=page[-1][0] if truncated and page else "",
+            contents=tuple(contents),
+            common_prefixes=tuple(k for k, p in page if p),
+            encoding_type=encoding,
+        )
         return self._xml_reply(200, listing.render(), [("x-cos-bucket-region", self.settings.xml_region)])
 
     # ------------------------------------------------------------------------------------ multipart
@@ -428,12 +464,10 @@ class XmlOperations:
         self._check_md5(headers, upload)
         assert upload.md5 is not None and upload.crc64 is not None
         try:
-            route.store.put_part(state, int(text), upload.path, size=upload.length, md5=upload.md5,
-                                 crc64=upload.crc64)
+            route.store.put_part(state, int(text), upload.path, size=upload.length, md5=upload.md5, crc64=upload.crc64)
         except SessionGone:
             raise XmlError("NoSuchUpload", "the upload was aborted or completed meanwhile") from None
-        return self._xml_reply(200, headers=[("ETag", quote_etag(upload.md5)),
-                                             ("x-cos-hash-crc64ecma", upload.crc64)])
+        return self._xml_reply(200, headers=[("ETag", quote_etag(upload.md5)), ("x-cos-hash-crc64ecma", upload.crc64)])
 
     def xml_list_parts(self, route: XmlRoute) -> Reply:
         state = self._upload_of(route)
@@ -445,11 +479,18 @@ class XmlOperations:
             parts = sorted((p for p in state.parts.values() if p.number > marker), key=lambda p: p.number)
         page, truncated = parts[:max_parts], len(parts) > max_parts
         listing = PartListing(
-            bucket=f"{route.cfg.bucket}-{route.cfg.appid}", key=route.key, upload_id=state.upload_id,
-            part_number_marker=marker, max_parts=max_parts, is_truncated=truncated,
+            bucket=f"{route.cfg.bucket}-{route.cfg.appid}",
+            key=route.key,
+            upload_id=state.upload_id,
+            part_number_marker=marker,
+            max_parts=max_parts,
+            is_truncated=truncated,
             next_part_number_marker=page[-1].number if page else marker,
             parts=tuple(PartEntry(p.number, _iso(p.mtime), quote_etag(p.md5), p.size) for p in page),
-            encoding_type=encoding, owner_id=route.cfg.appid, initiator_id=route.cfg.appid)
+            encoding_type=encoding,
+            owner_id=route.cfg.appid,
+            initiator_id=route.cfg.appid,
+        )
         return self._xml_reply(200, listing.render())
 
     def xml_complete(self, route: XmlRoute, raw_body: bytes) -> Reply:
@@ -473,8 +514,11 @@ class XmlOperations:
             if have is None or unquote_etag(entry.etag) != have.md5:
                 raise XmlError("InvalidPart", f"part {entry.part_number} was not uploaded with that ETag")
             if i < len(listed) - 1 and have.size < min_part:
-                raise XmlError("EntityTooSmall", f"part {entry.part_number} has {have.size} bytes; every part "
-                                                 f"but the last needs at least {min_part}")
+                raise XmlError(
+                    "EntityTooSmall",
+                    f"part {entry.part_number} has {have.size} bytes; every part "
+                    f"but the last needs at least {min_part}",
+                )
         parts = [stored[n] for n in numbers]
         assembled = self.tmp_dir / f"complete-{uuid.uuid4().hex}"
         sha1 = hashlib.sha1()
@@ -490,19 +534,29 @@ class XmlOperations:
             md5_whole = ""  # a multipart object's MD5 is not its ETag; computed lazily if ever needed
             if route.store.upload(state.upload_id) is not state:
                 raise XmlError("NoSuchUpload", "the upload was aborted meanwhile")
-            route.store.commit_file(self._path(route.key), assembled, size=sum(p.size for p in parts),
-                                    sha=sha1.hexdigest(), biz_attr="", md5=md5_whole, crc64=crc, etag=etag,
-                                    content_type=state.content_type)
+            route.store.commit_file(
+                self._path(route.key),
+                assembled,
+                size=sum(p.size for p in parts),
+                sha=sha1.hexdigest(),
+                biz_attr="",
+                md5=md5_whole,
+                crc64=crc,
+                etag=etag,
+                content_type=state.content_type,
+            )
         except FileNotFoundError:
             raise XmlError("NoSuchUpload", "the upload was aborted meanwhile") from None
         finally:
             assembled.unlink(missing_ok=True)
         route.store.discard_upload(state.upload_id)
         bucket = f"{route.cfg.bucket}-{route.cfg.appid}"
-        result = CompletedUpload(f"http://{bucket}.cos.{self.settings.region}.myqcloud.com/{route.key}", bucket,
-                                 route.key, etag)
-        return self._xml_reply(200, COMPLETE_KEEPALIVE + result.render(declaration=False),
-                               [("x-cos-hash-crc64ecma", crc)])
+        result = CompletedUpload(
+            f"http://{bucket}.cos.{self.settings.region}.myqcloud.com/{route.key}", bucket, route.key, etag
+        )
+        return self._xml_reply(
+            200, COMPLETE_KEEPALIVE + result.render(declaration=False), [("x-cos-hash-crc64ecma", crc)]
+        )
 
     def xml_abort(self, route: XmlRoute) -> Reply:
         state = self._upload_of(route)
@@ -516,15 +570,21 @@ class XmlOperations:
         key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
         max_uploads = _int_param(q, "max-uploads", LIST_MAX, 1, LIST_MAX)
         encoding = _encoding(q)
-        uploads = sorted((u for u in route.store.uploads() if u.path[1:].startswith(prefix)),
-                         key=lambda u: (u.path[1:].encode("utf-8"), u.initiated, u.upload_id))
+        uploads = sorted(
+            (u for u in route.store.uploads() if u.path[1:].startswith(prefix)),
+            key=lambda u: (u.path[1:].encode("utf-8"), u.initiated, u.upload_id),
+        )
         items: list[tuple[str, UploadState | None]] = []
         seen: set[str] = set()
+        passed_marker = False  # within key-marker's key: the uploads after upload-id-marker, in listing order
         for u in uploads:
             key = u.path[1:]
             if key_marker:
                 kb, mb = key.encode("utf-8"), key_marker.encode("utf-8")
-                if kb < mb or (kb == mb and (not id_marker or u.upload_id <= id_marker)):
+                if kb < mb:
+                    continue
+                if kb == mb and not passed_marker:
+                    passed_marker = bool(id_marker) and u.upload_id == id_marker
                     continue
             if delimiter and (cut := key.find(delimiter, len(prefix))) >= 0:
                 common = key[: cut + len(delimiter)]
@@ -536,13 +596,23 @@ class XmlOperations:
         page, truncated = items[:max_uploads], len(items) > max_uploads
         last = page[-1] if page else None
         listing = UploadListing(
-            bucket=f"{route.cfg.bucket}-{route.cfg.appid}", prefix=prefix, delimiter=delimiter,
-            key_marker=key_marker, upload_id_marker=id_marker, max_uploads=max_uploads, is_truncated=truncated,
+            bucket=f"{route.cfg.bucket}-{route.cfg.appid}",
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            upload_id_marker=id_marker,
+            max_uploads=max_uploads,
+            is_truncated=truncated,
             next_key_marker=last[0] if truncated and last else "",
             next_upload_id_marker=last[1].upload_id if truncated and last and last[1] else "",
-            uploads=tuple(UploadEntry(k, u.upload_id, _iso(u.initiated), initiator_id=route.cfg.appid)
-                          for k, u in page if u is not None),
-            common_prefixes=tuple(k for k, u in page if u is None), encoding_type=encoding)
+            uploads=tuple(
+                UploadEntry(k, u.upload_id, _iso(u.initiated), initiator_id=route.cfg.appid)
+                for k, u in page
+                if u is not None
+            ),
+            common_prefixes=tuple(k for k, u in page if u is None),
+            encoding_type=encoding,
+        )
         return self._xml_reply(200, listing.render())
 
 
