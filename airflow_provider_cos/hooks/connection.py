@@ -148,6 +148,16 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         minimum=0,
         maximum=50,
     ),
+    ExtraField(
+        "retry_deadline",
+        "Retry deadline (s)",
+        "number",
+        "Seconds one request may take, all its retries and waits included; then it fails with an error "
+        "naming this deadline. The Test button ignores it and answers within about 10 s.",
+        default=600.0,
+        minimum=1,
+        maximum=86400,
+    ),
 )
 
 FIELDS_BY_NAME: dict[str, ExtraField] = {f.name: f for f in EXTRA_FIELDS}
@@ -281,6 +291,7 @@ class CosConnectionConfig:
     connect_timeout: float
     read_timeout: float
     max_retries: int
+    retry_deadline: float
 
     @classmethod
     def from_values(
@@ -294,44 +305,44 @@ class CosConnectionConfig:
         schema: str | None = None,
         extra: Mapping[str, Any] | str | None = None,
     ) -> CosConnectionConfig:
-        """Validate raw connection values. Raises :class:`CosConfigError` naming the field at fault."""
-        where = f"connection {conn_id!r}"
-        extras = _extras(extra, where)
+        """Validate raw connection values. Raises :class:`CosConfigError` naming the field at fault.
+
+        Messages name the field, not the connection: the caller knows which connection it read (the
+        hook prefixes its id; the Test button must not, Airflow tests a copy under a random id)."""
+        extras = _extras(extra)
         if not login:
-            raise CosConfigError(f"{where}: SecretId (login) is empty")
+            raise CosConfigError("SecretId (login) is empty")
         if not password:
-            raise CosConfigError(f"{where}: SecretKey (password) is empty")
+            raise CosConfigError("SecretKey (password) is empty")
 
         raw_appid = extras.get("app_id")
         if raw_appid in (None, ""):
-            raise CosConfigError(f"{where}: extra field 'app_id' is required (the numeric APPID, e.g. 1250000000)")
+            raise CosConfigError("extra field 'app_id' is required (the numeric APPID, e.g. 1250000000)")
         try:
             appid = validate_appid(raw_appid)
         except CosConfigError as exc:
-            raise CosConfigError(f"{where}: extra field 'app_id': {exc.message}") from exc
+            raise CosConfigError(f"extra field 'app_id': {exc.message}") from exc
 
         try:
             api_version = validate_api_version(str(extras.get("api_version") or "v1").strip())
         except CosConfigError as exc:
-            raise CosConfigError(f"{where}: extra field 'api_version': {exc.message}") from exc
+            raise CosConfigError(f"extra field 'api_version': {exc.message}") from exc
 
         bucket = extras.get("bucket") or None
         if bucket is not None:
             try:
                 bucket = validate_bucket(str(bucket).strip())
             except CosConfigError as exc:
-                raise CosConfigError(f"{where}: extra field 'bucket': {exc.message}") from exc
+                raise CosConfigError(f"extra field 'bucket': {exc.message}") from exc
 
         region_raw = extras.get("region") or None
         try:
             region = normalize_region(str(region_raw)) if region_raw else None
         except CosConfigError as exc:
-            raise CosConfigError(f"{where}: extra field 'region': {exc.message}") from exc
+            raise CosConfigError(f"extra field 'region': {exc.message}") from exc
 
-        endpoint = _endpoint(host, port, schema, api_version, region, where)
-        numbers = {
-            f.name: _number(f, extras.get(f.name), where) for f in EXTRA_FIELDS if f.kind in ("integer", "number")
-        }
+        endpoint = _endpoint(host, port, schema, api_version, region)
+        numbers = {f.name: _number(f, extras.get(f.name)) for f in EXTRA_FIELDS if f.kind in ("integer", "number")}
         return cls(
             conn_id=conn_id,
             secret_id=login.strip(),
@@ -347,6 +358,7 @@ class CosConnectionConfig:
             connect_timeout=float(numbers["connect_timeout"]),
             read_timeout=float(numbers["read_timeout"]),
             max_retries=int(numbers["max_retries"]),
+            retry_deadline=float(numbers["retry_deadline"]),
         )
 
     def resolve_bucket(self, bucket: str | None) -> str:
@@ -354,7 +366,7 @@ class CosConnectionConfig:
         name = bucket or self.bucket
         if not name:
             raise CosConfigError(
-                f"connection {self.conn_id!r}: no bucket given and extra field 'bucket' (default bucket) is empty"
+                f"no bucket given, and connection {self.conn_id!r} has no default bucket (extra field 'bucket')"
             )
         try:
             return validate_bucket(name)
@@ -362,18 +374,18 @@ class CosConnectionConfig:
             raise CosConfigError(f"bucket: {exc.message}") from exc
 
 
-def _extras(extra: Mapping[str, Any] | str | None, where: str) -> dict[str, Any]:
+def _extras(extra: Mapping[str, Any] | str | None) -> dict[str, Any]:
     if extra is None or extra == "":
         return {}
     if isinstance(extra, str):
         try:
             loaded = json.loads(extra)
         except ValueError as exc:
-            raise CosConfigError(f"{where}: extra is not valid JSON: {exc}") from exc
+            raise CosConfigError(f"extra is not valid JSON: {exc}") from exc
     else:
         loaded = extra
     if not isinstance(loaded, Mapping):
-        raise CosConfigError(f"{where}: extra must be a JSON object")
+        raise CosConfigError("extra must be a JSON object")
     values: dict[str, Any] = {}
     prefix = f"extra__{CONN_TYPE}__"
     for key, value in loaded.items():
@@ -388,7 +400,7 @@ _SCHEME_PORTS = {"http": 80, "https": 443}
 
 
 def _endpoint(
-    host: str | None, port: int | None, schema: str | None, api_version: ApiVersion, region: str | None, where: str
+    host: str | None, port: int | None, schema: str | None, api_version: ApiVersion, region: str | None
 ) -> str:
     """The endpoint base URL from the host field and the port field.
 
@@ -397,12 +409,12 @@ def _endpoint(
     mean "no port" (Airflow 3.3.2's UI sends ``0`` for an empty field). An empty host is Tencent's
     endpoint, plain http on port 80, so no other port fits it.
     """
-    port = _port(port, where)
+    port = _port(port)
     if not host or not host.strip():
         endpoint = default_endpoint(api_version, region)
         if port not in (None, 80):
             raise CosConfigError(
-                f"{where}: port {port} is set but host is empty (Tencent's endpoint {endpoint} uses port 80); "
+                f"port {port} is set but host is empty (Tencent's endpoint {endpoint} uses port 80); "
                 "set host to the endpoint that listens on that port, or clear the port"
             )
         return endpoint
@@ -414,14 +426,14 @@ def _endpoint(
     try:
         endpoint = normalize_endpoint(value)
     except CosConfigError as exc:
-        raise CosConfigError(f"{where}: host (endpoint base URL) {host!r} is malformed: {exc.message}") from exc
+        raise CosConfigError(f"host (endpoint base URL) {host!r} is malformed: {exc.message}") from exc
     if port is None:
         return endpoint
     parts = urlsplit(endpoint)
     if parts.port is not None:
         if parts.port != port:
             raise CosConfigError(
-                f"{where}: host {host!r} names port {parts.port} but the port field says {port}; "
+                f"host {host!r} names port {parts.port} but the port field says {port}; "
                 "make them agree or clear one of them"
             )
         return endpoint
@@ -432,30 +444,30 @@ def _endpoint(
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _port(raw: Any, where: str) -> int | None:
+def _port(raw: Any) -> int | None:
     """The port field as an int, ``None`` for empty or 0 (Airflow 3.3.2's UI sends 0 for "no port")."""
     if raw is None or raw == "" or raw == 0:
         return None
     text = str(raw).strip()
     if isinstance(raw, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise CosConfigError(f"{where}: port must be a number within 1..65535, got {raw!r}")
+        raise CosConfigError(f"port must be a number within 1..65535, got {raw!r}")
     return int(text)
 
 
-def _number(f: ExtraField, raw: Any, where: str) -> float:
+def _number(f: ExtraField, raw: Any) -> float:
     if raw is None or raw == "":
         return float(f.default)
     if isinstance(raw, bool):
-        raise CosConfigError(f"{where}: extra field {f.name!r} must be a number, got {raw!r}")
+        raise CosConfigError(f"extra field {f.name!r} must be a number, got {raw!r}")
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise CosConfigError(f"{where}: extra field {f.name!r} must be a number, got {raw!r}") from None
+        raise CosConfigError(f"extra field {f.name!r} must be a number, got {raw!r}") from None
     if not math.isfinite(value):
-        raise CosConfigError(f"{where}: extra field {f.name!r} must be a finite number, got {raw!r}")
+        raise CosConfigError(f"extra field {f.name!r} must be a finite number, got {raw!r}")
     if f.kind == "integer" and value != int(value):
-        raise CosConfigError(f"{where}: extra field {f.name!r} must be an integer, got {raw!r}")
+        raise CosConfigError(f"extra field {f.name!r} must be an integer, got {raw!r}")
     if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
         upper = "inf" if f.maximum is None else f"{f.maximum:g}"
-        raise CosConfigError(f"{where}: extra field {f.name!r} = {raw!r} is outside {f.minimum:g}..{upper}")
+        raise CosConfigError(f"extra field {f.name!r} = {raw!r} is outside {f.minimum:g}..{upper}")
     return value

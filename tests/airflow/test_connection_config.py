@@ -29,6 +29,8 @@ def test_defaults() -> None:
     assert cfg.endpoint == "http://127.0.0.1:8089"
     assert cfg.appid == "1250000000" and cfg.bucket == "examplebucket"
     assert cfg.slice_size == 1024 * 1024 and cfg.max_workers == 4
+    assert cfg.retry_deadline == 600.0
+    assert _config(extra={"app_id": "1", "retry_deadline": "30"}).retry_deadline == 30.0
     assert "s3cr3tKEY" not in repr(cfg)
 
 
@@ -65,6 +67,8 @@ def test_uri_style_host_and_port_and_legacy_prefixed_extras() -> None:
         ({"extra": {"app_id": "1", "max_workers": "nan"}}, "'max_workers' must be a finite number"),
         ({"extra": {"app_id": "1", "connect_timeout": "nan"}}, "'connect_timeout' must be a finite number"),
         ({"extra": {"app_id": "1", "read_timeout": "-inf"}}, "'read_timeout' must be a finite number"),
+        ({"extra": {"app_id": "1", "retry_deadline": 0}}, "'retry_deadline'"),
+        ({"extra": {"app_id": "1", "retry_deadline": "inf"}}, "'retry_deadline' must be a finite number"),
         ({"extra": "{not json"}, "extra is not valid JSON"),
         ({"login": ""}, "SecretId"),
         ({"password": None}, "SecretKey"),
@@ -129,3 +133,16 @@ def test_conflicting_or_bad_port_is_refused_naming_both(host: str | None, port: 
         _config(host=host, port=port)
     for name in names:
         assert name in str(info.value)
+
+
+def test_field_table_defaults_are_the_engines() -> None:
+    """The form's defaults and the engine's (used without a connection) are the same numbers."""
+    from airflow_provider_cos.hooks.connection import FIELDS_BY_NAME
+    from airflow_provider_cos.transfer import RetryPolicy, TransferConfig
+
+    engine, retry = TransferConfig(), RetryPolicy()
+    defaults = {name: f.default for name, f in FIELDS_BY_NAME.items()}
+    assert defaults["retry_deadline"] == retry.deadline
+    assert defaults["max_retries"] == retry.max_attempts - 1
+    for name in ("slice_size", "max_workers", "simple_threshold", "connect_timeout", "read_timeout"):
+        assert defaults[name] == getattr(engine, name), name
