@@ -169,3 +169,59 @@ def test_a_complete_empty_object_meets_expected_size_zero(cos_conns: Any, tmp_pa
     wrong = CosUploadCompleteSensor(task_id="wait_empty2", cos_path="/empty/e.bin", expected_size=1, deferrable=False)
     with pytest.raises(Exception, match="size 0 != expected 1"):
         wrong.poke({})
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_form_made_connection_logs_no_masking_warning(
+    cos_conns: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The form stores every declared default in ``extra`` (empty ones as null), e.g. ``"api_version":
+    "v1"``. Airflow's ``Connection.extra_dejson`` hands each extra value to the secrets masker, which
+    warns "Skipping masking for a secret as it's too short" for every value under 5 characters, whatever
+    its key. Nothing in our extra is secret (the SecretKey is the password field), so the hook never asks
+    for the masked view: a task run logs no such warning."""
+    import json
+    import logging
+
+    from airflow.sdk import Connection
+    from airflow.sdk._shared.secrets_masker.secrets_masker import SecretsMasker
+
+    from airflow_provider_cos.emulator import DEMO
+    from airflow_provider_cos.hooks.connection import EXTRA_FIELDS
+
+    form_extra = {f.name: f.default for f in EXTRA_FIELDS}  # what the UI form saves
+    form_extra.update(app_id=DEMO.appid, bucket=DEMO.bucket)
+    conn = {
+        "conn_type": "cos",
+        "login": DEMO.secret_id,
+        "password": DEMO.secret_key,
+        "host": cos_conns.url,
+        "extra": form_extra,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_COS_FORM", json.dumps(conn))
+    src = make_file(tmp_path / "f.bin", 1000)
+    CosHook().upload_file(str(src), "/form/f.bin")
+    warning = "Skipping masking for a secret as it's too short"
+
+    # the capture sees the warning when Airflow's masked view of this extra is read (the test can fail)
+    monkeypatch.setattr(SecretsMasker, "_has_warned_short_secret", False)
+    caplog.set_level(logging.INFO)
+    assert Connection(conn_id="x", conn_type="cos", extra=json.dumps(form_extra)).extra_dejson["api_version"] == "v1"
+    assert warning in caplog.text
+
+    caplog.clear()
+    monkeypatch.setattr(SecretsMasker, "_has_warned_short_secret", False)
+    with DAG("cos_test_form_conn", schedule=None, start_date=START, catchup=False) as dag:
+        CosUploadCompleteSensor(
+            task_id="wait",
+            cos_conn_id="cos_form",
+            cos_path="/form/f.bin",
+            deferrable=False,
+            poke_interval=0.3,
+            timeout=30,
+        )
+    run = run_dag(dag)
+    assert task_states(run) == {"wait": "success"}
+    assert "cos_test_form_conn" in caplog.text  # the task run's logs were captured
+    assert warning not in caplog.text
+    assert SecretsMasker._has_warned_short_secret is False  # not silenced for the rest of the process
