@@ -127,6 +127,8 @@ class CosHook(BaseHook):
             extra=conn.extra,  # the JSON text: extra_dejson would pass every value to the masker again
         )
         _mask(config.secret_key)
+        if config.security_token:
+            _mask(config.security_token)
         return config
 
     @cached_property
@@ -152,7 +154,8 @@ class CosHook(BaseHook):
         from airflow_provider_cos.protocol.signing import Credentials
         from airflow_provider_cos.transfer import CosClient, TransferConfig
 
-        target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid, bucket=cfg.bucket or "")
+        target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid, bucket=cfg.bucket or "",
+                           region=cfg.region)
         transfer_config = TransferConfig(
             simple_threshold=cfg.simple_threshold,
             slice_size=self.slice_size or cfg.slice_size,
@@ -162,7 +165,8 @@ class CosHook(BaseHook):
             read_timeout=read_timeout,
             retry=retry,
         )
-        return CosClient(target=target, credentials=Credentials(cfg.secret_id, cfg.secret_key), config=transfer_config)
+        return CosClient(target=target, credentials=Credentials(cfg.secret_id, cfg.secret_key), config=transfer_config,
+                         security_token=cfg.security_token)
 
     def get_conn(self) -> CosClient:
         return self.client
