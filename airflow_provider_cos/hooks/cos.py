@@ -247,6 +247,13 @@ class CosHook(BaseHook):
         data = self.stat(cos_path, bucket)
         return bool(data and data["complete"])
 
+    def uploads_in_progress(self, cos_path: str, bucket: str | None = None) -> list[str]:
+        """``xml``: the UploadIds of unfinished multipart uploads at exactly ``cos_path`` (ListMultipartUploads);
+        v1/v2 show an unfinished upload through :meth:`stat` instead, so ``[]``."""
+        if self.config.api_version != "xml":
+            return []
+        return self.client.list_uploads(normalize_file_path(cos_path), self.resolve_bucket(bucket))
+
     def delete(self, cos_path: str, bucket: str | None = None) -> None:
         """Delete a file, or an empty folder (path ending in ``/``)."""
         bucket_name = self.resolve_bucket(bucket)
