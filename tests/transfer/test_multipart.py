@@ -353,3 +353,19 @@ def test_sigkill_then_new_process_resumes(
     if with_checkpoint:
         assert list(ckpt.glob("*.json")) == []
     check_object(make_client("xml"), "resume.bin", src)
+
+
+def test_memory_stays_within_the_documented_bound(emulator: CosEmulator, tmp_path: Path) -> None:
+    """Peak Python allocations of a 24 MiB xml upload in a separate process, against the formula (parts
+    of 1 MiB: the uploader's 512 KiB slices raised to COS's smallest part)."""
+    from airflow_provider_cos.transfer import TransferConfig
+    from tests.transfer.test_resume import WORKERS, run_json, uploader
+
+    size = 24 * MiB
+    src = tmp_path / "src.bin"
+    write_file(src, size)
+    result = run_json(uploader(emulator.url, "xml", src, "/mem.bin", "--tracemalloc"))
+    assert result["method"] == "multipart"
+    config = TransferConfig(slice_size=MiB, max_workers=WORKERS, hash_chunk_size=MiB)
+    assert int(result["peak_traced"]) <= config.memory_bound(), result  # type: ignore[call-overload]
+    assert int(result["peak_traced"]) < size / 4  # type: ignore[call-overload]
