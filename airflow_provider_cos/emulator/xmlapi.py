@@ -552,7 +552,7 @@ class XmlOperations:
         route.store.discard_upload(state.upload_id)
         bucket = f"{route.cfg.bucket}-{route.cfg.appid}"
         result = CompletedUpload(
-            f"http://{bucket}.cos.{self.settings.region}.myqcloud.com/{route.key}", bucket, route.key, etag
+            f"http://{bucket}.cos.{self.settings.xml_region}.myqcloud.com/{route.key}", bucket, route.key, etag
         )
         return self._xml_reply(
             200, COMPLETE_KEEPALIVE + result.render(declaration=False), [("x-cos-hash-crc64ecma", crc)]
