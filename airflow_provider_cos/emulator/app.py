@@ -53,6 +53,7 @@ from airflow_provider_cos.emulator.storage import (
 from airflow_provider_cos.emulator.xmlapi import (
     DATA_OPS,
     MAX_COMPLETE_BODY,
+    MAX_PART_SIZE,
     XmlError,
     XmlOperations,
     XmlRoute,
@@ -138,7 +139,9 @@ class CosApp(CosOperations, XmlOperations):
         try:
             return self._handle_api(ex, raw_path, query, xml=xml)
         except XmlError as exc:
-            return self.xml_error_reply(exc, resource=self._resource(ex, raw_path), method=ex.method)
+            reply = self.xml_error_reply(exc, resource=self._resource(ex, raw_path), method=ex.method)
+            reply.close = not ex.reader.exhausted  # refused before its body was read
+            return reply
         except ApiError as exc:
             return error_reply(exc.code, exc.detail, status=exc.status)
         except BadRequest as exc:
@@ -203,6 +206,9 @@ class CosApp(CosOperations, XmlOperations):
     def _read_body(self, req: Request) -> RequestBody:
         ex = req.ex
         if req.xml is not None and req.op in DATA_OPS:
+            length = ex.headers.get("content-length", "")
+            if length.isdigit() and int(length) > MAX_PART_SIZE:  # refused before 5 GiB are read
+                raise XmlError("EntityTooLarge", "a PutObject body or a part is at most 5 GiB")
             return read_raw(ex.reader, lambda: self._sink_for(req, {}), xml_data_hashers())
         if req.xml is not None and req.op == "CompleteMultipartUpload":
             return RequestBody({}, None, read_small(ex.reader, MAX_COMPLETE_BODY))
