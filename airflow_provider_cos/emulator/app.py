@@ -1,10 +1,11 @@
-"""The COS JSON API service (COS_JSON_API.md §7): routing, auth, faults, control endpoints.
+"""The COS service: routing, the one request pipeline, auth, faults, control endpoints.
 
 :class:`CosApp` is transport-independent: the HTTP layer hands it an :class:`Exchange` (method, target,
-headers, a body reader) and sends back the :class:`Reply`. Every failure is an envelope
-``{"code","message","data"}`` with the HTTP status from the protocol's ``ERROR_TABLE``; only a bug gives
-a 500 (and is logged). Both ``/files/v1`` and ``/files/v2`` are served; the operations themselves are
-in :mod:`airflow_provider_cos.emulator.operations`.
+headers, a body reader) and sends back the :class:`Reply`. ``/files/v1`` and ``/files/v2`` are the JSON
+API (failures are envelopes ``{"code","message","data"}`` with the HTTP status from ``ERROR_TABLE``);
+every other URL is the XML API (failures are ``<Error>`` documents, see :mod:`.xmlapi`). All three
+generations go through :meth:`CosApp._handle_api` once; only a bug gives a 500 (and is logged). The
+operations themselves are in :mod:`airflow_provider_cos.emulator.operations` and :mod:`.xmlapi`.
 """
 
 from __future__ import annotations
