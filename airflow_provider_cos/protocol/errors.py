@@ -86,6 +86,11 @@ class CosUnfinishedUploadError(CosError):
     """-4019: an unfinished slice upload is open at this path; list it and resume, or delete it."""
 
 
+class CosUploadConflictError(CosError):
+    """Another upload of different content holds the path (an open slice session this upload did not
+    create); it is left alone. Retry once that upload has finished, or delete the path if it was abandoned."""
+
+
 class CosSessionError(CosError):
     """A slice session is unknown, expired, or was given an offset/length it cannot accept."""
 
@@ -136,6 +141,11 @@ class CosCancelledError(CosError):
 
 class CosConfigError(CosError):
     """Local configuration (connection fields, arguments) is missing or invalid."""
+
+
+class CosLocalFileError(CosConfigError):
+    """The local file cannot be uploaded: missing, unreadable, not a regular file (FIFO, socket, device,
+    directory), a read failed, or it holds other bytes than its size says (``/proc``). ``path`` names it."""
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,23 @@ the hook glue these to ``requests``; the emulator's tests use them to speak to t
 :class:`V1Dialect` is the ``/files/v1`` generation (single ``op=upload_slice``; completion on the slice
 that fills the object; resume by re-init with ``session``). :class:`V2Dialect` is ``/files/v2``
 (``upload_slice_init`` / ``_data`` / ``_finish`` / ``_list``, ``uploadparts``, ``serial_upload``, -4019).
+Their differences are data (:class:`SliceOps`: op names, init fields, flow), not copied methods; the
+engine picks its strategy from ``dialect.slice_ops.flow``. The XML generation is :mod:`xmloperations`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from airflow_provider_cos.protocol.errors import CosNotFoundError, CosProtocolError, CosSessionError
+from airflow_provider_cos.protocol.errors import (
+    CosConfigError,
+    CosNotFoundError,
+    CosProtocolError,
+    CosSessionError,
+)
 from airflow_provider_cos.protocol.messages import (
     FILE_FIELD,
     CosRequest,
@@ -83,10 +91,54 @@ def stat_from_data(data: Mapping[str, Any], name: str) -> StatInfo:
     )
 
 
+SliceFlow = Literal["offset", "finish", "multipart"]
+
+
+@dataclass(frozen=True)
+class SliceOps:
+    """How one generation spells its slice upload: the only place where v1 and v2 differ, as data.
+
+    ``flow`` is the engine's strategy key (it never asks which class a dialect is):
+
+    * ``"offset"`` (v1): init answers the offset to continue from; resume = init again with ``session``;
+      the slice that fills the object completes it and its answer carries the URLs.
+    * ``"finish"`` (v2): init may carry ``uploadparts`` (SHA-1 of every slice, ``hash_parts``);
+      an unfinished upload (-4019) is listed with ``list_op``; ``finish_op`` completes it.
+    * ``"multipart"`` (xml): InitiateMultipartUpload / UploadPart / CompleteMultipartUpload, see
+      :mod:`xmloperations` (not a JSON dialect; named here so that every generation has a flow).
+    """
+
+    flow: SliceFlow
+    init_op: str
+    data_op: str
+    finish_op: str | None
+    list_op: str | None
+    #: Init's form fields after ``op``, in the order this generation's SDKs send them (absent = not sent).
+    init_fields: tuple[str, ...]
+    #: The data answer must name the slice's offset (v2); v1 may omit it.
+    ack_names_offset: bool
+    #: Init carries the SHA-1 of every slice: the engine computes them in its hash pass.
+    hash_parts: bool
+
+
+V1_SLICE_OPS = SliceOps(
+    flow="offset", init_op="upload_slice", data_op="upload_slice", finish_op=None, list_op=None,
+    init_fields=("filesize", "sha", "slice_size", "biz_attr", "session", "insertOnly"),
+    ack_names_offset=False, hash_parts=False,
+)
+V2_SLICE_OPS = SliceOps(
+    flow="finish", init_op="upload_slice_init", data_op="upload_slice_data", finish_op="upload_slice_finish",
+    list_op="upload_slice_list",
+    init_fields=("filesize", "slice_size", "sha", "uploadparts", "biz_attr", "insertOnly"),
+    ack_names_offset=True, hash_parts=True,
+)
+
+
 class Dialect:
-    """Operations common to both generations. Subclasses add the slice protocol."""
+    """The JSON API operations of one generation; everything generation-specific is in ``slice_ops``."""
 
     api_version: ApiVersion
+    slice_ops: SliceOps
 
     # ---- simple upload
     def prepare_upload(
@@ -178,7 +230,33 @@ class Dialect:
         over = bool(listover) if listover is not None else not context
         return ListPage(infos=infos, context=context, listover=over)
 
-    # ---- slice protocol (generation-specific)
+    # ---- slice protocol: one implementation, the generation's differences read from ``slice_ops``
+    def _init_fields(
+        self,
+        *,
+        filesize: int,
+        sha: str,
+        slice_size: int,
+        uploadparts: Sequence[UploadPart] | None,
+        biz_attr: str | None,
+        insert_only: bool,
+        session: str | None,
+    ) -> tuple[tuple[str, str], ...]:
+        values: dict[str, str | None] = {
+            "filesize": str(filesize),
+            "sha": sha,
+            "slice_size": str(slice_size),
+            "uploadparts": json.dumps([p.as_dict() for p in uploadparts], separators=(",", ":")) if uploadparts
+            else None,
+            "biz_attr": biz_attr or None,
+            "session": session or None,
+            "insertOnly": _flag(insert_only),
+        }
+        fields = [("op", self.slice_ops.init_op)]
+        fields += [(name, value) for name in self.slice_ops.init_fields
+                   if (value := values[name]) is not None]
+        return tuple(fields)
+
     def prepare_slice_init(
         self,
         path: str,
@@ -191,61 +269,22 @@ class Dialect:
         insert_only: bool = False,
         session: str | None = None,
     ) -> CosRequest:
-        raise NotImplementedError
-
-    def process_slice_init(self, status: int, body: bytes, *, path: str | None = None
-                           ) -> InstantUpload | SliceSession:
-        raise NotImplementedError
-
-    def prepare_slice_data(self, path: str, *, session: str, offset: int, length: int, sha: str | None = None
-                           ) -> CosRequest:
-        raise NotImplementedError
-
-    def process_slice_data(self, status: int, body: bytes, *, path: str | None = None) -> SliceAck:
-        raise NotImplementedError
-
-
-class V1Dialect(Dialect):
-    """``/files/v1``: one op ``upload_slice`` for init and data; the completing slice returns URLs."""
-
-    api_version: ApiVersion = "v1"
-    OP = "upload_slice"
-
-    def prepare_slice_init(
-        self,
-        path: str,
-        *,
-        filesize: int,
-        sha: str,
-        slice_size: int,
-        uploadparts: Sequence[UploadPart] | None = None,
-        biz_attr: str | None = None,
-        insert_only: bool = False,
-        session: str | None = None,
-    ) -> CosRequest:
+        """Open (or, where ``session`` is a field of this generation, resume) a slice upload."""
         path = normalize_file_path(path)
-        fields: list[tuple[str, str]] = [
-            ("op", self.OP),
-            ("filesize", str(filesize)),
-            ("sha", sha),
-            ("slice_size", str(slice_size)),
-        ]
-        if biz_attr:
-            fields.append(("biz_attr", biz_attr))
-        if session:
-            fields.append(("session", session))
-        fields.append(("insertOnly", _flag(insert_only)))
-        return CosRequest(self.OP, "POST", path, fields=tuple(fields), body_format="multipart")
+        fields = self._init_fields(filesize=filesize, sha=sha, slice_size=slice_size, uploadparts=uploadparts,
+                                   biz_attr=biz_attr, insert_only=insert_only, session=session)
+        return CosRequest(self.slice_ops.init_op, "POST", path, fields=fields, body_format="multipart")
 
     def process_slice_init(self, status: int, body: bytes, *, path: str | None = None
                            ) -> InstantUpload | SliceSession:
-        data = parse_envelope(status, body, op=self.OP, path=path)
-        urls = urls_from_data(data, op=self.OP)
+        op = self.slice_ops.init_op
+        data = parse_envelope(status, body, op=op, path=path)
+        urls = urls_from_data(data, op=op)
         if urls is not None:
             return InstantUpload(urls)
         return SliceSession(
-            session=require_str(data, "session", op=self.OP),
-            slice_size=require_int(data, "slice_size", op=self.OP),
+            session=require_str(data, "session", op=op),
+            slice_size=require_int(data, "slice_size", op=op),
             offset=_opt_int(data, "offset") or 0,
             serial_upload=_opt_int(data, "serial_upload") == 1,
         )
@@ -253,106 +292,52 @@ class V1Dialect(Dialect):
     def prepare_slice_data(self, path: str, *, session: str, offset: int, length: int, sha: str | None = None
                            ) -> CosRequest:
         path = normalize_file_path(path)
-        fields = [("op", self.OP), ("session", session), ("offset", str(offset))]
+        op = self.slice_ops.data_op
+        fields = [("op", op), ("session", session), ("offset", str(offset))]
         if sha:
             fields.append(("sha", sha))
-        return CosRequest(self.OP, "POST", path, fields=tuple(fields), body_format="multipart",
+        return CosRequest(op, "POST", path, fields=tuple(fields), body_format="multipart",
                           file_field=FILE_FIELD, data_len=length)
 
     def process_slice_data(self, status: int, body: bytes, *, path: str | None = None) -> SliceAck:
-        data = parse_envelope(status, body, op=self.OP, path=path)
-        urls = urls_from_data(data, op=self.OP)
+        """The ack; ``urls`` is set when this slice completed the object (the ``offset`` flow)."""
+        op = self.slice_ops.data_op
+        data = parse_envelope(status, body, op=op, path=path)
+        offset = require_int(data, "offset", op=op) if self.slice_ops.ack_names_offset else _opt_int(data, "offset")
         return SliceAck(
             session=str(data.get("session", "")),
-            offset=_opt_int(data, "offset") or 0,
-            datalen=_opt_int(data, "datalen"),
-            urls=urls,
-        )
-
-
-class V2Dialect(Dialect):
-    """``/files/v2``: init / data / finish / list."""
-
-    api_version: ApiVersion = "v2"
-
-    def prepare_slice_init(
-        self,
-        path: str,
-        *,
-        filesize: int,
-        sha: str,
-        slice_size: int,
-        uploadparts: Sequence[UploadPart] | None = None,
-        biz_attr: str | None = None,
-        insert_only: bool = False,
-        session: str | None = None,
-    ) -> CosRequest:
-        path = normalize_file_path(path)
-        fields: list[tuple[str, str]] = [
-            ("op", "upload_slice_init"),
-            ("filesize", str(filesize)),
-            ("slice_size", str(slice_size)),
-            ("sha", sha),
-        ]
-        if uploadparts:
-            fields.append(("uploadparts", json.dumps([p.as_dict() for p in uploadparts],
-                                                     separators=(",", ":"))))
-        if biz_attr:
-            fields.append(("biz_attr", biz_attr))
-        fields.append(("insertOnly", _flag(insert_only)))
-        return CosRequest("upload_slice_init", "POST", path, fields=tuple(fields), body_format="multipart")
-
-    def process_slice_init(self, status: int, body: bytes, *, path: str | None = None
-                           ) -> InstantUpload | SliceSession:
-        data = parse_envelope(status, body, op="upload_slice_init", path=path)
-        urls = urls_from_data(data, op="upload_slice_init")
-        if urls is not None:
-            return InstantUpload(urls)
-        return SliceSession(
-            session=require_str(data, "session", op="upload_slice_init"),
-            slice_size=require_int(data, "slice_size", op="upload_slice_init"),
-            offset=_opt_int(data, "offset") or 0,
-            serial_upload=_opt_int(data, "serial_upload") == 1,
-        )
-
-    def prepare_slice_data(self, path: str, *, session: str, offset: int, length: int, sha: str | None = None
-                           ) -> CosRequest:
-        path = normalize_file_path(path)
-        fields = [("op", "upload_slice_data"), ("session", session), ("offset", str(offset))]
-        if sha:
-            fields.append(("sha", sha))
-        return CosRequest("upload_slice_data", "POST", path, fields=tuple(fields), body_format="multipart",
-                          file_field=FILE_FIELD, data_len=length)
-
-    def process_slice_data(self, status: int, body: bytes, *, path: str | None = None) -> SliceAck:
-        data = parse_envelope(status, body, op="upload_slice_data", path=path)
-        return SliceAck(
-            session=str(data.get("session", "")),
-            offset=require_int(data, "offset", op="upload_slice_data"),
+            offset=offset or 0,
             datalen=_opt_int(data, "datalen"),
             datamd5=_opt_str(data, "datamd5"),
+            urls=urls_from_data(data, op=op),
         )
+
+    def _op(self, name: str | None, what: str) -> str:
+        if name is None:
+            raise CosConfigError(f"{self.api_version} has no {what} operation (slice flow {self.slice_ops.flow!r})")
+        return name
 
     def prepare_slice_finish(self, path: str, *, session: str, filesize: int, sha: str | None = None
                              ) -> CosRequest:
+        op = self._op(self.slice_ops.finish_op, "finish")
         path = normalize_file_path(path)
-        fields = [("op", "upload_slice_finish"), ("session", session), ("filesize", str(filesize))]
+        fields = [("op", op), ("session", session), ("filesize", str(filesize))]
         if sha:
             fields.append(("sha", sha))
-        return CosRequest("upload_slice_finish", "POST", path, fields=tuple(fields), body_format="multipart")
+        return CosRequest(op, "POST", path, fields=tuple(fields), body_format="multipart")
 
     def process_slice_finish(self, status: int, body: bytes, *, path: str | None = None) -> ObjectUrls:
-        data = parse_envelope(status, body, op="upload_slice_finish", path=path)
-        urls = urls_from_data(data, op="upload_slice_finish")
+        op = self._op(self.slice_ops.finish_op, "finish")
+        data = parse_envelope(status, body, op=op, path=path)
+        urls = urls_from_data(data, op=op)
         if urls is None:
-            raise CosProtocolError("finish answer has no object URLs", operation="upload_slice_finish",
-                                   path=path)
+            raise CosProtocolError("finish answer has no object URLs", operation=op, path=path)
         return urls
 
     def prepare_slice_list(self, path: str) -> CosRequest:
+        op = self._op(self.slice_ops.list_op, "list-slices")
         path = normalize_file_path(path)
-        return CosRequest("upload_slice_list", "POST", path, fields=(("op", "upload_slice_list"),),
-                          body_format="multipart")
+        return CosRequest(op, "POST", path, fields=(("op", op),), body_format="multipart")
 
     def process_slice_list(self, status: int, body: bytes, *, path: str | None = None
                            ) -> InstantUpload | SliceSession:
@@ -360,7 +345,7 @@ class V2Dialect(Dialect):
 
         HTTP 404 (no session, no file) raises :class:`CosNotFoundError`.
         """
-        op = "upload_slice_list"
+        op = self._op(self.slice_ops.list_op, "list-slices")
         if status == 404:
             try:
                 parse_envelope(status, body, op=op, path=path)
@@ -399,6 +384,20 @@ class V2Dialect(Dialect):
             serial_upload=_opt_int(data, "serial_upload") == 1,
             received=tuple(sorted(parts, key=lambda p: p.offset)),
         )
+
+
+class V1Dialect(Dialect):
+    """``/files/v1``: one op ``upload_slice`` for init and data; the completing slice returns URLs."""
+
+    api_version: ApiVersion = "v1"
+    slice_ops = V1_SLICE_OPS
+
+
+class V2Dialect(Dialect):
+    """``/files/v2``: init / data / finish / list."""
+
+    api_version: ApiVersion = "v2"
+    slice_ops = V2_SLICE_OPS
 
 
 V1 = V1Dialect()

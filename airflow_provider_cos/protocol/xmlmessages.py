@@ -133,6 +133,20 @@ def _dec(value: str | None, url: bool) -> str:
     return unquote(value) if url else value
 
 
+# ------------------------------------------------------------------------------------------- headers
+
+Headers = Sequence[tuple[str, str]]
+
+
+def header(headers: Headers, name: str) -> str | None:
+    """Case-insensitive lookup of the first header called ``name``."""
+    lower = name.lower()
+    for key, value in headers:
+        if key.lower() == lower:
+            return value
+    return None
+
+
 # ------------------------------------------------------------------------------------------- errors
 
 
@@ -213,20 +227,6 @@ def error_from_response(
             request_id=parsed.request_id or request_id,
         )
     return error_from_xml(None, None, status, operation=operation, path=path, request_id=request_id)
-
-
-# ------------------------------------------------------------------------------------------- headers
-
-Headers = Sequence[tuple[str, str]]
-
-
-def header(headers: Headers, name: str) -> str | None:
-    """Case-insensitive lookup of the first header called ``name``."""
-    lower = name.lower()
-    for key, value in headers:
-        if key.lower() == lower:
-            return value
-    return None
 
 
 # ------------------------------------------------------------------------------------------- ETags

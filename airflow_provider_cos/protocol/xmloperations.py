@@ -13,6 +13,7 @@ markers of the next request (``next_page_marker()``), and the caller loops.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -184,8 +185,6 @@ def encode_xml_request(
 
 def content_md5(data: bytes | bytearray | memoryview) -> str:
     """``Content-MD5``: base64 of the 16 raw MD5 bytes (not of the hex)."""
-    import hashlib
-
     return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
 
 

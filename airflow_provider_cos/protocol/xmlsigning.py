@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from airflow_provider_cos.protocol.errors import CosAuthError, CosConfigError, xml_error
+from airflow_provider_cos.protocol.errors import CosAuthError, CosConfigError, CosPathError, xml_error
 
 ALGORITHM = "sha1"
 #: Headers the official Python SDK signs (besides every ``x-cos-*`` / ``x-ci-*``); §2.4.
@@ -430,5 +430,11 @@ def verify(
 
 
 def uri_pathname_of(raw_path: str) -> str:
-    """The decoded ``UriPathname`` of a request-target path (no query): percent-decoded UTF-8, ``+`` kept."""
-    return unquote(raw_path, encoding="utf-8", errors="strict")
+    """The decoded ``UriPathname`` of a request-target path (no query): percent-decoded UTF-8, ``+`` kept.
+
+    A path that does not decode as UTF-8 is a :class:`CosPathError`.
+    """
+    try:
+        return unquote(raw_path, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise CosPathError(f"request path is not percent-encoded UTF-8: {raw_path[:60]!r}") from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 
-from airflow_provider_cos.protocol.errors import CosFileChangedError
+from airflow_provider_cos.protocol.errors import CosFileChangedError, CosLocalFileError
 from airflow_provider_cos.protocol.multipart import EncodedForm
 from airflow_provider_cos.transfer.config import SLICE_FRAMING
 
@@ -32,12 +32,15 @@ def preadv_exact(fd: int, view: memoryview, offset: int, *, path: str) -> None:
     want = view.nbytes
     got = 0
     while got < want:
-        if _HAVE_PREADV:
-            n = os.preadv(fd, [view[got:]], offset + got)
-        else:  # pragma: no cover - platforms without preadv(2)
-            chunk = os.pread(fd, want - got, offset + got)
-            n = len(chunk)
-            view[got : got + n] = chunk
+        try:
+            if _HAVE_PREADV:
+                n = os.preadv(fd, [view[got:]], offset + got)
+            else:  # pragma: no cover - platforms without preadv(2)
+                chunk = os.pread(fd, want - got, offset + got)
+                n = len(chunk)
+                view[got : got + n] = chunk
+        except OSError as e:
+            raise CosLocalFileError(f"cannot read the local file: {e.strerror or e}", path=path) from e
         if n <= 0:
             raise CosFileChangedError(f"local file shrank: short read at offset {offset + got}", path=path)
         got += n

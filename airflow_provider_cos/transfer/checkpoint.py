@@ -1,8 +1,10 @@
 """Where resume state lives: a tiny protocol and a local, atomically written JSON implementation.
 
-A checkpoint only lets a *new* process skip the hash pass and find the session it should continue;
-the server remains the source of truth for which slices it holds. A checkpoint whose file identity
-(size, mtime_ns), target or version no longer matches is discarded.
+A checkpoint never stands in for the file's content. It names the session a *new* process should
+continue and the sessions this upload opened earlier (so that a leftover of ours can be told from a
+live upload of another writer); it is trusted only after the whole-file SHA-1, computed again from the
+file, equals the one it records. The server remains the source of truth for which slices it holds. A
+checkpoint for another destination or of another format version is discarded.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 #: Environment variable naming the default directory of :class:`LocalCheckpointStore`.
 CHECKPOINT_DIR_ENV = "COS_CHECKPOINT_DIR"
 
@@ -87,7 +89,12 @@ def checkpoint_key(endpoint: str, appid: str, bucket: str, cos_path: str, local_
 
 @dataclass(frozen=True)
 class UploadCheckpoint:
-    """The resume state of one slice upload (a few hundred bytes)."""
+    """The resume state of one slice upload (a few hundred bytes).
+
+    ``size``..``ctime_ns`` and ``sha1`` describe the file when it was hashed; ``session`` is the session
+    opened for that content. ``earlier_session``/``earlier_sha1`` remember a session this upload opened
+    for *other* content (the file was rewritten since) until a new session replaces it.
+    """
 
     local_path: str
     size: int
@@ -96,8 +103,13 @@ class UploadCheckpoint:
     api_version: str
     bucket: str
     cos_path: str
+    dev: int = 0
+    ino: int = 0
+    ctime_ns: int = 0
     session: str | None = None
     slice_size: int | None = None
+    earlier_session: str | None = None
+    earlier_sha1: str | None = None
     version: int = CHECKPOINT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,24 +121,46 @@ class UploadCheckpoint:
         try:
             if data.get("version") != CHECKPOINT_VERSION:
                 return None
-            session = data.get("session")
-            slice_size = data.get("slice_size")
+            sha1 = str(data["sha1"]).lower()
+            if len(sha1) != 40:
+                return None
             return cls(
                 local_path=str(data["local_path"]),
                 size=int(data["size"]),
                 mtime_ns=int(data["mtime_ns"]),
-                sha1=str(data["sha1"]),
+                sha1=sha1,
                 api_version=str(data["api_version"]),
                 bucket=str(data["bucket"]),
                 cos_path=str(data["cos_path"]),
-                session=str(session) if session else None,
-                slice_size=int(slice_size) if slice_size else None,
+                dev=int(data.get("dev") or 0),
+                ino=int(data.get("ino") or 0),
+                ctime_ns=int(data.get("ctime_ns") or 0),
+                session=_opt_str(data.get("session")),
+                slice_size=int(data["slice_size"]) if data.get("slice_size") else None,
+                earlier_session=_opt_str(data.get("earlier_session")),
+                earlier_sha1=_opt_str(data.get("earlier_sha1")),
             )
         except (KeyError, TypeError, ValueError):
             return None
 
-    def matches(self, *, local_path: str, size: int, mtime_ns: int, api_version: str, bucket: str,
-                cos_path: str) -> bool:
-        return (self.local_path == local_path and self.size == size and self.mtime_ns == mtime_ns
-                and self.api_version == api_version and self.bucket == bucket and self.cos_path == cos_path
-                and len(self.sha1) == 40)
+    def same_destination(self, *, local_path: str, api_version: str, bucket: str, cos_path: str) -> bool:
+        """The checkpoint was written for this (local file path, generation, bucket, object path)."""
+        return (
+            self.local_path == local_path
+            and self.api_version == api_version
+            and self.bucket == bucket
+            and self.cos_path == cos_path
+        )
+
+    def same_content(self, *, size: int, sha1: str) -> bool:
+        """The file hashed now (``sha1`` computed in this process) is the one the checkpoint describes."""
+        return self.size == size and self.sha1 == sha1.lower()
+
+    @property
+    def own_sessions(self) -> frozenset[str]:
+        """Sessions this upload opened: never another writer's."""
+        return frozenset(s for s in (self.session, self.earlier_session) if s)
+
+
+def _opt_str(value: object) -> str | None:
+    return str(value) if value else None

@@ -21,11 +21,13 @@ _log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ProgressEvent:
     """``bytes_delta`` since the previous event (negative when a retry rewinds), running ``bytes_done``
-    of ``total`` payload bytes."""
+    of ``total`` payload bytes. ``bytes_found`` of ``bytes_done`` were already on the server when this
+    transfer joined the session (a resume): they count in the percentage, not in a rate."""
 
     bytes_delta: int
     bytes_done: int
     total: int
+    bytes_found: int = 0
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -40,6 +42,7 @@ class ProgressAggregator:
         self._threshold = threshold
         self._lock = threading.Lock()
         self._done = 0
+        self._found = 0
         self._pending = 0
         self._failed = False
 
@@ -61,19 +64,31 @@ class ProgressAggregator:
         with self._lock:
             self._flush_locked()
 
-    def _flush_locked(self) -> None:
-        if self._pending == 0:
+    def position(self, stored: int) -> None:
+        """The server holds ``stored`` bytes (its offset, or its list of slices): make ``bytes_done`` say
+        so. What it holds beyond the bytes this transfer counted was found (an earlier try sent it), and
+        is reported as ``bytes_found``; bytes counted but no longer held are rewound."""
+        with self._lock:
+            self._flush_locked()
+            moved = self._done - self._found  # counted by this transfer's own deltas
+            self._found = max(0, stored - moved)
+            self._pending = stored - self._done
+            self._flush_locked(always=True)
+
+    def _flush_locked(self, *, always: bool = False) -> None:
+        if self._pending == 0 and not always:
             return
         new_done = max(0, min(self.total, self._done + self._pending))
         delta = new_done - self._done
         self._pending = 0
-        if delta == 0:
+        if delta == 0 and not always:
             return
         self._done = new_done
+        self._found = min(self._found, new_done)
         if self._callback is None or self._failed:
             return
         try:
-            self._callback(ProgressEvent(delta, new_done, self.total))
+            self._callback(ProgressEvent(delta, new_done, self.total, self._found))
         except Exception:
             self._failed = True
             _log.warning("progress callback failed; further progress events are dropped", exc_info=True)
@@ -83,12 +98,19 @@ class LoggingProgress:
     """A :data:`ProgressCallback` for Airflow task logs: percent, MB/s and ETA.
 
     Logs at most once every ``min_interval`` seconds, and always once when the transfer reaches 100 %.
-    The rate counts bytes moved since the first event (bytes found already on the server on resume are
-    not counted as speed). Thread-safe. ``clock`` is injectable for tests.
+    The percentage counts every byte the server holds; rate and ETA count only the bytes this transfer
+    moved since its first event (``bytes_found``, sent by an earlier try, are left out). Thread-safe.
+    ``clock`` is injectable for tests.
     """
 
-    def __init__(self, logger: logging.Logger, min_interval: float = 5.0, *,
-                 clock: Callable[[], float] = time.monotonic, level: int = logging.INFO) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        min_interval: float = 5.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        level: int = logging.INFO,
+    ) -> None:
         self._logger = logger
         self._min_interval = min_interval
         self._clock = clock
@@ -104,7 +126,7 @@ class LoggingProgress:
             now = self._clock()
             if self._start is None:
                 self._start = now
-                self._start_bytes = event.bytes_done - max(event.bytes_delta, 0)
+                self._start_bytes = max(0, event.bytes_done - event.bytes_found - max(event.bytes_delta, 0))
                 self._last_log = now
             done = event.total > 0 and event.bytes_done >= event.total
             if done and self._finished:
@@ -120,7 +142,7 @@ class LoggingProgress:
         total_mib = event.total / (1024 * 1024)
         done_mib = event.bytes_done / (1024 * 1024)
         pct = 100.0 if event.total == 0 else 100.0 * event.bytes_done / event.total
-        moved = event.bytes_done - self._start_bytes
+        moved = max(0, event.bytes_done - event.bytes_found - self._start_bytes)
         rate = moved / elapsed if elapsed > 0 else 0.0
         if event.bytes_done >= event.total:
             eta = "done"
@@ -128,8 +150,7 @@ class LoggingProgress:
             eta = f"ETA {_fmt_seconds((event.total - event.bytes_done) / rate)}"
         else:
             eta = "ETA unknown"
-        return (f"Uploaded {pct:5.1f}% ({done_mib:.1f} of {total_mib:.1f} MiB), "
-                f"{rate / 1e6:.1f} MB/s, {eta}")
+        return f"Uploaded {pct:5.1f}% ({done_mib:.1f} of {total_mib:.1f} MiB), {rate / 1e6:.1f} MB/s, {eta}"
 
 
 def _fmt_seconds(seconds: float) -> str:

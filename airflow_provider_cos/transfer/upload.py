@@ -1,9 +1,11 @@
 """One file upload: simple ``op=upload`` below the threshold, otherwise hash → init → slices → complete.
 
 The server's word wins: its ``slice_size``, its ``offset`` (v1), its list of stored slices (v2) and its
-``serial_upload``. Local state (a checkpoint) only saves the hash pass and names the session to ask
-about. Completion is never requested for a file that changed: its size and mtime are checked before
-the final v1 slice and before the v2 finish; after completion ``stat`` confirms size and SHA-1.
+``serial_upload``. Every slice upload hashes the file first, a resume too: a checkpoint only names the
+session to ask about and the sessions this upload opened before, and is trusted only when the SHA-1
+computed now equals the one it records. Completion is never requested for a file that changed: its
+identity (size, mtime, device, inode, ctime) is checked before the final v1 slice and before the v2
+finish; after completion ``stat`` confirms size and the SHA-1 computed in this process.
 
 v1 (``upload_slice``): non-final slices may go in parallel; the final slice (the one that ends the
 file) is sent only after every other slice is acknowledged, because the server completes the object
@@ -21,7 +23,6 @@ import functools
 import hashlib
 import logging
 import os
-import stat as stat_mod
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -36,15 +37,23 @@ from airflow_provider_cos.protocol.errors import (
     CosProtocolError,
     CosSessionError,
     CosUnfinishedUploadError,
+    CosUploadConflictError,
 )
 from airflow_provider_cos.protocol.messages import CosTarget, InstantUpload, SliceAck, SliceSession, StatInfo
-from airflow_provider_cos.protocol.operations import Dialect, V2Dialect
+from airflow_provider_cos.protocol.operations import Dialect
 from airflow_provider_cos.protocol.paths import ObjectUrls, normalize_file_path
 from airflow_provider_cos.transfer.buffers import ThreadBuffers, preadv_exact
 from airflow_provider_cos.transfer.checkpoint import CheckpointStore, UploadCheckpoint, checkpoint_key
 from airflow_provider_cos.transfer.config import TransferConfig
 from airflow_provider_cos.transfer.coordinator import TransferCoordinator
-from airflow_provider_cos.transfer.hashing import FileDigest, FileIdentity, check_unchanged, hash_file
+from airflow_provider_cos.transfer.hashing import (
+    FileDigest,
+    FileIdentity,
+    check_ends_at,
+    check_unchanged,
+    hash_file,
+    open_regular_file,
+)
 from airflow_provider_cos.transfer.plan import Slice, SlicePlan, choose_simple
 from airflow_provider_cos.transfer.requester import Requester
 from airflow_provider_cos.transfer.results import UploadResult
@@ -101,20 +110,18 @@ class FileUpload:
         self._identity = FileIdentity(0, 0)
         self._resumed = False
         self._hash_seconds = 0.0
+        self._own_sessions: set[str] = set()  # sessions this upload opened (now or in an earlier try)
+        self._earlier: tuple[str | None, str | None] = (None, None)  # (session, SHA-1) of our other content
+        self._v1_seen: StatInfo | None = None  # v1: the object at the path when this upload first looked
+        self._v1_seen_set = False
+        self._sessions_lost = 0  # v1: how often our open session disappeared from the server
         self._buffers = ThreadBuffers()
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> UploadResult:
         started = self._clock()
+        self._fd, self._identity = open_regular_file(self.local_path)
         try:
-            self._fd = os.open(self.local_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            raise CosConfigError(f"cannot open local file: {e.strerror}", path=self.local_path) from e
-        try:
-            st = os.fstat(self._fd)
-            if not stat_mod.S_ISREG(st.st_mode):
-                raise CosConfigError("local path is not a regular file", path=self.local_path)
-            self._identity = FileIdentity.of_stat(st)
             if self._ensure_parents is not None:  # only once the local file is known to be readable
                 self._ensure_parents()
             self.coord.progress.total = self._identity.size
@@ -178,6 +185,7 @@ class FileUpload:
         preadv_exact(self._fd, memoryview(data), 0, path=self.local_path)
         sha1 = hashlib.sha1(data).hexdigest()
         self._check_unchanged()
+        check_ends_at(self._fd, size, self.local_path)
         request = self.dialect.prepare_upload(self.cos_path, size, sha=sha1, biz_attr=self.biz_attr,
                                               insert_only=self.insert_only)
         retried = False
@@ -201,55 +209,109 @@ class FileUpload:
         self.coord.record_sent(size, slices=0)
         return sha1, _Outcome(urls, instant=False)
 
-    # ------------------------------------------------------------------ slice upload
+    # ------------------------------------------------------------------ checkpoint
     def _load_checkpoint(self) -> UploadCheckpoint | None:
+        """The stored checkpoint of this destination, or ``None``; a malformed or foreign one is deleted."""
         if self.store is None:
             return None
         raw = self.store.load(self._key)
         if raw is None:
             return None
-        ckpt = UploadCheckpoint.from_dict(raw)
-        if ckpt is None or not ckpt.matches(local_path=self.local_path, size=self._identity.size,
-                                            mtime_ns=self._identity.mtime_ns,
-                                            api_version=self.target.api_version, bucket=self.target.bucket,
-                                            cos_path=self.cos_path):
-            _log.info("discarding a checkpoint that no longer matches %s", self.local_path)
+        checkpoint = UploadCheckpoint.from_dict(raw)
+        if checkpoint is None or not checkpoint.same_destination(
+            local_path=self.local_path,
+            api_version=self.target.api_version,
+            bucket=self.target.bucket,
+            cos_path=self.cos_path,
+        ):
+            _log.info("discarding a checkpoint that does not describe this upload of %s", self.local_path)
             self.store.delete(self._key)
             return None
-        return ckpt
+        return checkpoint
+
+    def _adopt_checkpoint(self, checkpoint: UploadCheckpoint | None, digest: FileDigest) -> str | None:
+        """The session to continue, trusted only when the SHA-1 just computed equals the checkpoint's.
+
+        Either way the sessions the checkpoint names are remembered as ours (a leftover of ours may be
+        replaced; another writer's never is).
+        """
+        if checkpoint is None:
+            return None
+        self._own_sessions |= checkpoint.own_sessions
+        if checkpoint.same_content(size=digest.identity.size, sha1=digest.sha1):
+            _log.info(
+                "resuming: the file's SHA-1, computed again, matches the checkpoint (session %s)",
+                "known" if checkpoint.session else "none",
+            )
+            self._earlier = (checkpoint.earlier_session, checkpoint.earlier_sha1)
+            return checkpoint.session
+        recorded = FileIdentity(
+            checkpoint.size, checkpoint.mtime_ns, checkpoint.dev, checkpoint.ino, checkpoint.ctime_ns
+        )
+        _log.warning(
+            "the checkpoint of %s describes other content (SHA-1 %s, now %s; %s): not resumed",
+            self.local_path,
+            checkpoint.sha1,
+            digest.sha1,
+            recorded.differences(digest.identity) or "same size, mtime, inode and ctime",
+        )
+        self._earlier = (checkpoint.session or checkpoint.earlier_session, checkpoint.sha1)
+        return None
 
     def _save_checkpoint(self, digest: FileDigest, session: str | None, slice_size: int | None) -> None:
+        if session is not None:
+            self._own_sessions.add(session)
+            self._earlier = (None, None)  # our new session replaced any earlier one at this path
         if self.store is None:
             return
-        ckpt = UploadCheckpoint(
-            local_path=self.local_path, size=self._identity.size, mtime_ns=self._identity.mtime_ns,
-            sha1=digest.sha1, api_version=self.target.api_version, bucket=self.target.bucket,
-            cos_path=self.cos_path, session=session, slice_size=slice_size)
-        self.store.save(self._key, ckpt.to_dict())
+        identity = digest.identity
+        checkpoint = UploadCheckpoint(
+            local_path=self.local_path,
+            size=identity.size,
+            mtime_ns=identity.mtime_ns,
+            dev=identity.dev,
+            ino=identity.ino,
+            ctime_ns=identity.ctime_ns,
+            sha1=digest.sha1,
+            api_version=self.target.api_version,
+            bucket=self.target.bucket,
+            cos_path=self.cos_path,
+            session=session,
+            slice_size=slice_size,
+            earlier_session=self._earlier[0],
+            earlier_sha1=self._earlier[1],
+        )
+        self.store.save(self._key, checkpoint.to_dict())
 
     def _drop_checkpoint(self) -> None:
         if self.store is not None:
             self.store.delete(self._key)
 
+    # ------------------------------------------------------------------ slice upload
     def _sliced(self) -> tuple[str, _Outcome]:
-        ckpt = self._load_checkpoint()
-        if ckpt is not None:
-            digest = FileDigest(self._identity, ckpt.sha1, None)
-            session_hint = ckpt.session
-            _log.info("resuming from checkpoint (hash pass skipped), session %s", "known" if session_hint else "none")
-        else:
-            t0 = self._clock()
-            parts_size = self.config.slice_size if isinstance(self.dialect, V2Dialect) else None
-            digest = hash_file(self._fd, self._identity, path=self.local_path, parts_slice_size=parts_size,
-                               chunk_size=self.config.hash_chunk_size, cancel=self.coord.stop)
-            self._hash_seconds = self._clock() - t0
-            session_hint = None
-            self._save_checkpoint(digest, None, None)
+        checkpoint = self._load_checkpoint()
+        started = self._clock()
+        parts_size = self.config.slice_size if self.dialect.slice_ops.hash_parts else None
+        digest = hash_file(
+            self._fd,
+            self._identity,
+            path=self.local_path,
+            parts_slice_size=parts_size,
+            chunk_size=self.config.hash_chunk_size,
+            cancel=self.coord.stop,
+        )
+        self._hash_seconds = self._clock() - started
+        session_hint = self._adopt_checkpoint(checkpoint, digest)
+        self._save_checkpoint(digest, session_hint, checkpoint.slice_size if session_hint and checkpoint else None)
         try:
-            if isinstance(self.dialect, V2Dialect):
+            # the generation's slice flow (protocol SliceOps, data) picks the strategy; no class checks
+            flow = self.dialect.slice_ops.flow
+            if flow == "offset":
+                outcome = self._run_v1(digest, session_hint)
+            elif flow == "finish":
                 outcome = self._run_v2(self.dialect, digest)
             else:
-                outcome = self._run_v1(digest, session_hint)
+                raise CosConfigError(f"slice flow {flow!r} ({self.dialect.api_version}) is not driven by this engine")
         except (CosFileChangedError, CosIntegrityError):
             self._drop_checkpoint()
             raise
@@ -289,10 +351,32 @@ class FileUpload:
         return 1 if session.serial_upload else self.config.max_workers
 
     def _set_progress(self, stored: int) -> None:
-        agg = self.coord.progress
-        agg.flush()
-        agg.add(stored - agg.bytes_done)
-        agg.flush()
+        self.coord.progress.position(stored)
+
+    def _refuse_or_replace(self, *, session: str | None, filesize: int | None, sha: str, digest: FileDigest) -> None:
+        """An unfinished upload of other content that this upload did not open is at the path.
+
+        One that declares a SHA-1 may be a live upload of another writer: never touched, a
+        :class:`CosUploadConflictError`. One without a SHA-1 was made by a client that cannot be ours (we
+        always send it) and could never be completed with our content: replaced when overwriting (returns),
+        else named in the error with how to clear it.
+        """
+        name = f"session {session}" if session else "an open session"
+        if not sha:
+            if not self.insert_only:
+                _log.warning("replacing the unfinished upload at %s (%s, %s bytes): it declares no SHA-1, so "
+                             "another client made it and it cannot be completed with this file", self.cos_path,
+                             name, filesize)
+                return
+            raise CosUploadConflictError(
+                f"an unfinished upload at {self.cos_path} ({name}, {filesize} bytes) declares no SHA-1, so "
+                "another client made it and this upload cannot continue it; upload with overwrite=True to "
+                "replace it, or delete the path (CosHook.delete, op=delete) to clear it", path=self.cos_path)
+        raise CosUploadConflictError(
+            f"another upload of different content is in progress at {self.cos_path} ({name}, {filesize} "
+            f"bytes, SHA-1 {sha}; this file: {self._identity.size} bytes, SHA-1 {digest.sha1}); it was left "
+            "alone. Retry once it has finished, or delete the path (CosHook.delete, op=delete) if it was "
+            "abandoned", path=self.cos_path)
 
     # ---- v1
     def _v1_init(self, digest: FileDigest, session_hint: str | None) -> InstantUpload | SliceSession:
@@ -305,12 +389,41 @@ class FileUpload:
             assert isinstance(result, (InstantUpload, SliceSession))
             return result
 
+        self._v1_look(digest)
         if session_hint:
             try:
                 return init(session_hint)
             except (CosSessionError, CosNotFoundError):
                 _log.info("the earlier session is gone; starting a new one")
         return init(None)
+
+    def _v1_look(self, digest: FileDigest) -> None:
+        """v1's init replaces whatever session is open at the path, so look first (``stat``) and never
+        init over an unfinished upload of other content that is not ours; after our own session was lost,
+        an object completed meanwhile by someone else is a conflict too (see docs/design.md)."""
+        info = self._stat(self.cos_path, self.target)
+        first = not self._v1_seen_set
+        self._v1_seen_set = True
+        if first:
+            self._v1_seen = info if info is not None and info.complete else None
+        if info is None or info.is_folder:
+            return
+        sha = _plain_sha(info.sha)
+        if info.complete:
+            before = self._v1_seen
+            changed = before is None or (_plain_sha(before.sha), before.mtime) != (sha, info.mtime)
+            if self._sessions_lost and changed and sha != digest.sha1:
+                raise CosUploadConflictError(
+                    f"another upload of different content is in progress at {self.cos_path}: it completed "
+                    f"(SHA-1 {sha or 'unknown'}) after replacing this upload's session; this upload "
+                    f"(SHA-1 {digest.sha1}) stopped. Upload again to replace it", path=self.cos_path)
+            return
+        if info.filesize == self._identity.size and sha == digest.sha1:
+            return  # the same content: the server continues that session
+        if sha and sha == self._earlier[1]:
+            _log.info("replacing this upload's own unfinished session of earlier content at %s", self.cos_path)
+            return
+        self._refuse_or_replace(session=None, filesize=info.filesize, sha=sha, digest=digest)
 
     def _run_v1(self, digest: FileDigest, session_hint: str | None) -> _Outcome:
         size = self._identity.size
@@ -340,16 +453,21 @@ class FileUpload:
                 finally:
                     self._buffers.release()  # this (calling) thread's buffer: the workers' died with them
             except CosSessionError as e:
+                self._sessions_lost += 1
                 _log.warning("slice session problem (%s); asking the server where to continue", e)
                 continue
             if urls is not None:
                 return _Outcome(urls, instant=False)
             _log.info("final slice answered without URLs; re-initialising to find the missing offset")
+        if self._sessions_lost:
+            raise CosUploadConflictError(
+                f"another upload of different content is in progress at {self.cos_path}: this upload's "
+                f"session was replaced {self._sessions_lost} time(s) and it stopped", path=self.cos_path)
         raise CosSessionError(f"upload did not complete after {self.config.max_resume_rounds} rounds",
                               path=self.cos_path)
 
     # ---- v2
-    def _v2_open(self, dialect: V2Dialect, digest: FileDigest) -> InstantUpload | SliceSession:
+    def _v2_open(self, dialect: Dialect, digest: FileDigest) -> InstantUpload | SliceSession:
         parts = digest.parts
         request = dialect.prepare_slice_init(
             self.cos_path, filesize=self._identity.size, sha=digest.sha1,
@@ -366,17 +484,21 @@ class FileUpload:
                                      self._call_process(dialect.process_slice_list),
                                      stop=self.coord.stop, on_retry=self._retry_hook)
         assert isinstance(listed, (InstantUpload, SliceSession))
-        if isinstance(listed, InstantUpload):
+        if isinstance(listed, InstantUpload):  # completed meanwhile, by whom is unknown: init again
+            raise CosSessionError("the unfinished upload at this path completed meanwhile", path=self.cos_path)
+        sha = _plain_sha(listed.sha)
+        if listed.filesize == self._identity.size and sha == digest.sha1:
+            self._resumed = True
             return listed
-        if listed.filesize != self._identity.size or (listed.sha and listed.sha.lower() != digest.sha1):
-            _log.warning("an unfinished upload of different content is open at %s; deleting it and starting over",
+        if listed.session in self._own_sessions:
+            _log.warning("deleting this upload's own unfinished session of earlier content at %s and starting over",
                          self.cos_path)
-            self._delete(self.cos_path, self.target)
-            raise CosSessionError("foreign session deleted", path=self.cos_path)
-        self._resumed = True
-        return listed
+        else:
+            self._refuse_or_replace(session=listed.session, filesize=listed.filesize, sha=sha, digest=digest)
+        self._delete(self.cos_path, self.target)
+        raise CosSessionError("unfinished upload of other content deleted", path=self.cos_path)
 
-    def _run_v2(self, dialect: V2Dialect, digest: FileDigest) -> _Outcome:
+    def _run_v2(self, dialect: Dialect, digest: FileDigest) -> _Outcome:
         size = self._identity.size
         for _round in range(self.config.max_resume_rounds):
             try:
@@ -405,6 +527,11 @@ class FileUpload:
                 continue
         raise CosSessionError(f"upload did not complete after {self.config.max_resume_rounds} rounds",
                               path=self.cos_path)
+
+
+def _plain_sha(sha: str | None) -> str:
+    """A server's ``sha`` field as 40 lower-case hex digits (some answers append ``_<n>``), or ``""``."""
+    return (sha or "").split("_")[0].lower()
 
 
 def _urls_from_stat(info: StatInfo, target: CosTarget, cos_path: str) -> ObjectUrls:

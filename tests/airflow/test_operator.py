@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -207,6 +208,69 @@ def test_retry_resumes_the_upload(cos_conns: Any, tmp_path: Path, conn_id: str,
     assert not local_checkpoints.exists()  # resume state went through context["task_state_store"]
     stat = CosHook(conn_id).stat("/resume/big.bin")
     assert stat is not None and stat["complete"] and int(stat["filesize"]) == size
+
+
+class _DiesAfterHashPass(CosSliceUploadOperator):
+    """Try 1 dies right after the hash pass (its first checkpoint is in the task state store); try 2
+    starts after the file was rewritten with other content of the same size and mtime."""
+
+    tries = 0
+    new_sha1 = ""
+
+    def checkpoint_store(self, context: Any) -> Any:
+        store = super().checkpoint_store(context)
+        if type(self).tries > 1:
+            return store
+
+        class Dying:
+            load, delete = store.load, store.delete
+
+            def save(self, key: str, state: dict[str, Any]) -> None:
+                store.save(key, state)
+                raise RuntimeError("killed right after the hash pass")
+
+        return Dying()
+
+    def execute(self, context: Any) -> str:
+        type(self).tries += 1
+        if type(self).tries == 2:
+            path = Path(self.local_path)
+            before = path.stat()
+            make_file(path, before.st_size, seed=99)
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+            type(self).new_sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
+        return super().execute(context)
+
+
+@pytest.mark.usefixtures("airflow_db")
+@pytest.mark.parametrize("conn_id", ["cos_default", "cos_v2"])
+def test_retry_after_the_file_was_rewritten_uploads_the_new_content(
+    cos_conns: Any, tmp_path: Path, conn_id: str
+) -> None:
+    """Issue 7 §1 through the task state store: the first content also exists elsewhere in the bucket,
+    the retry must not instant-upload it because the checkpoint still holds its SHA-1."""
+    src = make_file(tmp_path / "big.bin", 3 * MiB + 17, seed=5)
+    old_sha1 = hashlib.sha1(src.read_bytes()).hexdigest()
+    CosHook(conn_id).upload_file(str(src), "/elsewhere/old.bin")
+    _DiesAfterHashPass.tries = 0
+    with DAG(f"cos_test_rewritten_{conn_id}", schedule=None, start_date=START, catchup=False) as dag:
+        _DiesAfterHashPass(
+            task_id="upload",
+            cos_conn_id=conn_id,
+            local_path=str(src),
+            cos_path="/r/big.bin",
+            retries=1,
+            retry_delay=pendulum.duration(seconds=0),
+        )
+    run = run_dag(dag)
+    assert task_states(run) == {"upload": "success"} and _DiesAfterHashPass.tries == 2
+    new_sha1 = _DiesAfterHashPass.new_sha1
+    assert new_sha1 and new_sha1 != old_sha1
+    ti = run.get_task_instances()[0]
+    assert ti.xcom_pull(task_ids="upload", key="sha1") == new_sha1
+    assert ti.xcom_pull(task_ids="upload", key="instant") is False
+    stat = CosHook(conn_id).stat("/r/big.bin")
+    assert stat is not None and stat["sha"] == new_sha1
 
 
 @pytest.mark.usefixtures("airflow_db")

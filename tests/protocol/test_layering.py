@@ -43,3 +43,17 @@ def test_emulator_never_uses_the_engine() -> None:
     if not directory.exists():
         pytest.skip("emulator not present")
     assert [(f, m) for f, m in _imports(directory) if m.startswith("airflow_provider_cos.transfer")] == []
+
+
+def test_engine_never_asks_which_dialect() -> None:
+    """The engine dispatches on ``dialect.slice_ops`` (data), never on the dialect's class."""
+    bad = []
+    for file in sorted((PKG / "transfer").rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text(), str(file))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
+                classes = ast.unparse(node.args[1]) if len(node.args) > 1 else ""
+                if "Dialect" in classes:
+                    bad.append((file.name, node.lineno, classes))
+            if isinstance(node, ast.ImportFrom) and node.module == "airflow_provider_cos.protocol.operations":
+                bad += [(file.name, node.lineno, a.name) for a in node.names if a.name in ("V1Dialect", "V2Dialect")]
+    assert bad == []

@@ -235,3 +235,33 @@ def test_error_table_is_consistent() -> None:
 def test_error_message_names_the_context() -> None:
     err = errors.CosSessionError("bad offset", code=-4021, status=400, operation="upload_slice_data", path="/x")
     assert str(err) == "bad offset (code -4021, HTTP 400, op=upload_slice_data, path=/x)"
+
+
+def test_generations_differ_only_in_data() -> None:
+    """v1 and v2 are one implementation; their classes add data (SliceOps), no methods."""
+    from airflow_provider_cos.protocol.operations import V1_SLICE_OPS, V2_SLICE_OPS, Dialect, V1Dialect, V2Dialect
+
+    for cls in (V1Dialect, V2Dialect):
+        assert [name for name, value in vars(cls).items() if callable(value)] == []
+        assert isinstance(cls(), Dialect)
+    assert (V1.slice_ops, V2.slice_ops) == (V1_SLICE_OPS, V2_SLICE_OPS)
+    assert (V1.slice_ops.flow, V2.slice_ops.flow) == ("offset", "finish")
+    assert not V1.slice_ops.hash_parts and V2.slice_ops.hash_parts
+
+
+def test_v1_has_no_finish_or_list() -> None:
+    from airflow_provider_cos.protocol.errors import CosConfigError
+
+    with pytest.raises(CosConfigError, match="v1 has no finish operation"):
+        V1.prepare_slice_finish("/x.bin", session="S", filesize=1)
+    with pytest.raises(CosConfigError, match="v1 has no list-slices operation"):
+        V1.prepare_slice_list("/x.bin")
+
+
+def test_v2_init_ignores_a_session_field() -> None:
+    """Only v1 resumes by sending ``session`` to init; v2 lists the session instead."""
+    req = V2.prepare_slice_init("/x.bin", filesize=10, sha="ab" * 20, slice_size=1 << 20, session="S1")
+    assert "session" not in dict(req.fields)
+    req1 = V1.prepare_slice_init("/x.bin", filesize=10, sha="ab" * 20, slice_size=1 << 20, session="S1",
+                                 uploadparts=[UploadPart(0, 10, "ab" * 20)])
+    assert dict(req1.fields)["session"] == "S1" and "uploadparts" not in dict(req1.fields)

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pytest
 
 from airflow_provider_cos.protocol import xmlsigning as xs
-from airflow_provider_cos.protocol.errors import CosAuthError, CosConfigError, CosSignatureExpiredError
+from airflow_provider_cos.protocol.errors import CosAuthError, CosConfigError, CosPathError, CosSignatureExpiredError
 
 VECTORS = json.loads((Path(__file__).resolve().parent / "xml_vectors.json").read_text())["signature"]
 HEADER_VECTORS = [v for v in VECTORS if v.get("placement", "header") == "header"]
@@ -356,3 +356,9 @@ def test_differential_against_official_sdk(seed: int, monkeypatch: pytest.Monkey
         headers=received,
         now=now,
     )
+
+
+def test_uri_pathname_is_the_decoded_path() -> None:
+    assert xs.uri_pathname_of("/%E6%96%87%20a+b%2B") == "/文 a+b+"
+    with pytest.raises(CosPathError, match="not percent-encoded UTF-8"):
+        xs.uri_pathname_of("/%FF")

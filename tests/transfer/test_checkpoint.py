@@ -53,15 +53,36 @@ def test_default_directory_from_env(tmp_path: Path, monkeypatch: object) -> None
 
 
 def test_checkpoint_model_matches_and_rejects() -> None:
-    ck = UploadCheckpoint(local_path="/a", size=10, mtime_ns=5, sha1="a" * 40, api_version="v1", bucket="b",
-                          cos_path="/x", session="s", slice_size=1024)
+    ck = UploadCheckpoint(
+        local_path="/a",
+        size=10,
+        mtime_ns=5,
+        dev=3,
+        ino=4,
+        ctime_ns=6,
+        sha1="a" * 40,
+        api_version="v1",
+        bucket="b",
+        cos_path="/x",
+        session="s",
+        slice_size=1024,
+        earlier_session="e",
+        earlier_sha1="b" * 40,
+    )
     again = UploadCheckpoint.from_dict(json.loads(json.dumps(ck.to_dict())))
     assert again == ck
-    assert ck.matches(local_path="/a", size=10, mtime_ns=5, api_version="v1", bucket="b", cos_path="/x")
-    assert not ck.matches(local_path="/a", size=10, mtime_ns=6, api_version="v1", bucket="b", cos_path="/x")
-    assert not ck.matches(local_path="/a", size=11, mtime_ns=5, api_version="v1", bucket="b", cos_path="/x")
+    assert ck.same_destination(local_path="/a", api_version="v1", bucket="b", cos_path="/x")
+    assert not ck.same_destination(local_path="/a", api_version="v2", bucket="b", cos_path="/x")
+    assert not ck.same_destination(local_path="/a", api_version="v1", bucket="b", cos_path="/y")
+    # content is judged by the SHA-1 computed now, never by size and times
+    assert ck.same_content(size=10, sha1="A" * 40)
+    assert not ck.same_content(size=10, sha1="c" * 40)
+    assert not ck.same_content(size=11, sha1="a" * 40)
+    assert ck.own_sessions == {"s", "e"}
     assert UploadCheckpoint.from_dict({"version": 999}) is None
-    assert UploadCheckpoint.from_dict({"version": 1, "size": "x"}) is None
+    assert UploadCheckpoint.from_dict({**ck.to_dict(), "version": 1}) is None  # the format before ctime/inode
+    assert UploadCheckpoint.from_dict({**ck.to_dict(), "size": "x"}) is None
+    assert UploadCheckpoint.from_dict({**ck.to_dict(), "sha1": "short"}) is None
 
 
 def test_key_depends_on_every_part(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from airflow_provider_cos.protocol.errors import (
     CosServerError,
     CosSignatureExpiredError,
     CosTransportError,
+    CosUploadConflictError,
 )
 from airflow_provider_cos.protocol.signing import Signer
 from airflow_provider_cos.transfer import CosClient, ProgressEvent
@@ -192,8 +193,10 @@ def test_v2_unfinished_upload_is_listed_and_completed(make_client: Make, emulato
     check_object(second, emulator, "/f.bin", sha1)
 
 
-def test_v2_listed_session_of_other_content_is_replaced(make_client: Make, emulator: CosEmulator,
-                                                        tmp_path: Path) -> None:
+def test_v2_listed_session_of_other_content_is_left_alone(make_client: Make, emulator: CosEmulator,
+                                                         tmp_path: Path) -> None:
+    """A session of other content that this upload did not open may be another writer's live upload:
+    a typed conflict naming it, never a delete (issue 7 §2). Once the path is cleared, the upload goes."""
     other = tmp_path / "other.bin"
     write_file(other, SIZE, seed=9)
     emulator.add_fault(FaultRule(op="upload_slice_finish", status=400, code=-61, times=1))
@@ -203,9 +206,34 @@ def test_v2_listed_session_of_other_content_is_replaced(make_client: Make, emula
     mine = tmp_path / "mine.bin"
     sha1 = write_file(mine, SIZE, seed=10)
     client = make_client("v2")
+    with pytest.raises(CosUploadConflictError, match="another upload of different content is in progress"):
+        client.upload_file(str(mine), "/f.bin")
+    assert emulator.stats.requests.get("delete", 0) == 0
+    check_no_object(client, emulator, "/f.bin")
+    client.delete("/f.bin")
     result = client.upload_file(str(mine), "/f.bin")
     assert not result.resumed and result.bytes_sent == SIZE
     check_object(client, emulator, "/f.bin", sha1)
+
+
+def test_own_leftover_session_of_earlier_content_is_replaced(make_client: Make, emulator: CosEmulator,
+                                                            tmp_path: Path, api_version: str) -> None:
+    """The checkpoint names the session this upload opened for the file's earlier content: that one is ours
+    to replace after the file was rewritten."""
+    from airflow_provider_cos.transfer import LocalCheckpointStore
+
+    store = LocalCheckpointStore(tmp_path / "ckpt")
+    src = tmp_path / "f.bin"
+    write_file(src, SIZE, seed=9)
+    emulator.add_fault(FaultRule(op=SLICE_OP[api_version], status=400, code=-61, times=1))
+    first = make_client(api_version, config=small_config(retry=small_config().retry.never()))
+    with pytest.raises(Exception):  # noqa: B017
+        first.upload_file(str(src), "/f.bin", checkpoint_store=store)
+    assert emulator.stats.faults_fired == 1
+    sha1 = write_file(src, SIZE, seed=10)
+    result = make_client(api_version).upload_file(str(src), "/f.bin", checkpoint_store=store)
+    assert result.sha1 == sha1 and not result.resumed
+    check_object(make_client(api_version), emulator, "/f.bin", sha1)
 
 
 def test_emulator_restarted_mid_upload(make_client: Make, emulator: CosEmulator, src: tuple[Path, str],
