@@ -296,3 +296,9 @@ def test_a_body_over_5_gib_is_refused_before_it_is_read(emulator: CosEmulator, x
     answer = raw_http(emulator.url, f"PUT /huge.bin HTTP/1.1\r\n{head}\r\n".encode() + b"x" * 1000)
     assert answer.startswith(b"HTTP/1.1 400") and b"<Code>EntityTooLarge</Code>" in answer, answer[:300]
     assert b"Connection: close" in answer
+
+
+def test_a_key_that_is_not_utf8_is_an_invalid_object_name(emulator: CosEmulator) -> None:
+    answer = raw_http(emulator.url, b"GET /bad%FF.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400") and b"<Code>InvalidObjectName</Code>" in answer, answer[:300]
+    assert emulator.stats.internal_errors == 0
