@@ -185,7 +185,7 @@ STANDARD_PLACEHOLDERS: dict[str, str] = {
     "login": "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
     "password": "SecretKey of that SecretId",
     "host": "empty = Tencent's endpoint; e.g. http://127.0.0.1 (emulator). /files/vN is appended",
-    "port": "80 for http, 443 for https, 8089 for the emulator (Airflow 3.3.2's Test button needs it)",
+    "port": "80 http, 443 https, 8089 emulator: the Test button needs it",
 }
 
 

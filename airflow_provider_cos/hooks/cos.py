@@ -70,8 +70,8 @@ class CosHook(BaseHook):
     """Talk to Tencent COS's JSON API (v1 ``/files/v1`` or v2 ``/files/v2``) through a ``cos`` connection.
 
     :param cos_conn_id: connection id; login = SecretId, password = SecretKey, host = endpoint base URL
-        (empty: Tencent's), extra: ``app_id`` (required), ``bucket``, ``api_version``, ``region`` and
-        transfer knobs (see docs/airflow.md).
+        (empty: Tencent's), port = the endpoint's port, extra: ``app_id`` (required), ``bucket``,
+        ``api_version``, ``region`` and transfer knobs incl. ``retry_deadline`` (see docs/airflow.md).
     """
 
     conn_name_attr = "cos_conn_id"
