@@ -98,6 +98,13 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         placeholder="ap-guangzhou",
     ),
     ExtraField(
+        "custom_domain",
+        "Custom domain (xml)",
+        "string",
+        "xml only, optional: a domain bound to the bucket (e.g. files.example.com); requests, Host header and "
+        "signature use it instead of <bucket>-<appid>.cos.<region>.myqcloud.com.",
+    ),
+    ExtraField(
         "security_token",
         "Security token (xml)",
         "string",
@@ -301,6 +308,7 @@ class CosConnectionConfig:
     max_retries: int
     retry_deadline: float
     security_token: str | None = field(default=None, repr=False)
+    custom_domain: str | None = None
 
     @classmethod
     def from_values(
@@ -369,6 +377,7 @@ class CosConnectionConfig:
             max_retries=int(numbers["max_retries"]),
             retry_deadline=float(numbers["retry_deadline"]),
             security_token=str(extras.get("security_token") or "").strip() or None,
+            custom_domain=_custom_domain(extras.get("custom_domain")),
         )
 
     def resolve_bucket(self, bucket: str | None) -> str:
@@ -382,6 +391,20 @@ class CosConnectionConfig:
             return validate_bucket(name)
         except CosConfigError as exc:
             raise CosConfigError(f"bucket: {exc.message}") from exc
+
+
+def _custom_domain(raw: Any) -> str | None:
+    """``files.example.com`` (a scheme or a trailing ``/`` given in the field are dropped), or ``None``."""
+    text = str(raw or "").strip()
+    for prefix in ("https://", "http://"):
+        if text.lower().startswith(prefix):
+            text = text[len(prefix) :]
+    text = text.rstrip("/")
+    if not text:
+        return None
+    if "/" in text or " " in text:
+        raise CosConfigError(f"extra field 'custom_domain' must be a host name such as files.example.com, got {raw!r}")
+    return text
 
 
 def _extras(extra: Mapping[str, Any] | str | None) -> dict[str, Any]:

@@ -155,7 +155,7 @@ class CosHook(BaseHook):
         from airflow_provider_cos.transfer import CosClient, TransferConfig
 
         target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid, bucket=cfg.bucket or "",
-                           region=cfg.region)
+                           region=cfg.region, custom_domain=cfg.custom_domain)
         transfer_config = TransferConfig(
             simple_threshold=cfg.simple_threshold,
             slice_size=self.slice_size or cfg.slice_size,

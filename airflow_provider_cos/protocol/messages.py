@@ -33,6 +33,8 @@ class CosTarget:
     bucket: str
     #: The bucket's region (``xml`` addresses ``<bucket>-<appid>.cos.<region>.myqcloud.com``); v1/v2 ignore it.
     region: str | None = None
+    #: ``xml``: a domain bound to the bucket (``Host``, signature and URLs use it instead of the virtual host).
+    custom_domain: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "endpoint", normalize_endpoint(self.endpoint))

@@ -70,6 +70,7 @@ OBJECT_HEADER_NAMES = frozenset(
 )
 _BUCKET = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-[0-9]+$")
 _REGION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*[A-Za-z0-9]$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$")
 _FORBIDDEN_KEY_CHARS = frozenset("\x18\x19\x1a\x1b")
 
 
@@ -96,8 +97,9 @@ def encode_key(key: str) -> str:
 class XmlTarget:
     """Where XML requests go: ``<bucket>-<appid>.cos.<region>.<domain>``, or an explicit endpoint.
 
-    ``endpoint`` (``http://127.0.0.1:8080``, a proxy or a custom domain) replaces the scheme and address
-    of the URL; the ``Host`` header stays the bucket's virtual host, which the emulator reads.
+    ``endpoint`` (``http://127.0.0.1:8080``, a proxy) replaces the scheme and address of the URL; the
+    ``Host`` header stays the bucket's virtual host, which the emulator reads. ``custom_domain`` (a domain
+    bound to the bucket, e.g. a CDN's) replaces the virtual host itself: ``Host``, signature and URL.
     """
 
     bucket: str
@@ -105,12 +107,17 @@ class XmlTarget:
     endpoint: str | None = None
     scheme: Literal["https", "http"] = "https"
     domain: str = "myqcloud.com"
+    custom_domain: str | None = None
 
     def __post_init__(self) -> None:
         if not _BUCKET.match(self.bucket) or len(self.bucket) > 63:
             raise CosConfigError(f"bucket must be '<name>-<appid>' (lowercase, digits, '-'), got {self.bucket!r}")
         if not _REGION.match(self.region):
             raise CosConfigError(f"region is not a COS region name: {self.region!r}")
+        if self.custom_domain is not None and not _DOMAIN.match(self.custom_domain):
+            raise CosConfigError(
+                f"custom domain must be a host name such as files.example.com, got {self.custom_domain!r}"
+            )
         if self.endpoint is not None:
             split = urlsplit(self.endpoint if "://" in self.endpoint else "http://" + self.endpoint)
             if split.scheme not in ("http", "https") or not split.netloc or split.path not in ("", "/"):
@@ -119,7 +126,7 @@ class XmlTarget:
 
     @property
     def host(self) -> str:
-        return f"{self.bucket}.cos.{self.region}.{self.domain}"
+        return self.custom_domain or f"{self.bucket}.cos.{self.region}.{self.domain}"
 
     def url(self, request: XmlRequest) -> str:
         base = self.endpoint or f"{self.scheme}://{self.host}"

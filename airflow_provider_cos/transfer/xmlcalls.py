@@ -52,7 +52,9 @@ def xml_target(target: CosTarget) -> XmlTarget:
     """Where XML requests of ``target`` go (see the module doc)."""
     region = xml_region(target.region)
     endpoint = None if target.endpoint == default_endpoint("xml", target.region) else target.endpoint
-    return XmlTarget(xml_bucket(target), region, endpoint=endpoint)
+    if endpoint is None and target.custom_domain:
+        endpoint = f"https://{target.custom_domain}"
+    return XmlTarget(xml_bucket(target), region, endpoint=endpoint, custom_domain=target.custom_domain)
 
 
 def object_key(cos_path: str) -> str:

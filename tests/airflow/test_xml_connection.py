@@ -123,3 +123,29 @@ def test_small_file_simple_put(cos_conns: Any, tmp_path: Path) -> None:
     src = make_file(tmp_path / "s.bin", 1000)
     result = CosHook("cos_xml").upload_file(str(src), "/s.bin")
     assert result.method == "simple" and result.etag == f'"{hashlib.md5(src.read_bytes()).hexdigest()}"'
+
+
+def target_with_domain(cfg: CosConnectionConfig) -> CosTarget:
+    return CosTarget(
+        cfg.endpoint, cfg.api_version, cfg.appid, cfg.bucket or "", region=cfg.region, custom_domain=cfg.custom_domain
+    )
+
+
+def test_custom_domain_is_the_host_the_signature_and_the_url() -> None:
+    cfg = config(extra={"custom_domain": "https://files.example.com/"})
+    assert cfg.custom_domain == "files.example.com"
+    xml = xml_target(target_with_domain(cfg))
+    request = encode_xml_request(xml, XML.prepare_head_object("a.txt"), XmlSigner(XmlCredentials("AKID", "KEY")))
+    assert request.url == "https://files.example.com/a.txt" and request.headers["Host"] == "files.example.com"
+    # with a host as well, the host is still only where the TCP connection goes
+    cfg = config(host="http://127.0.0.1:8089", extra={"custom_domain": "files.example.com"})
+    request = encode_xml_request(
+        xml_target(target_with_domain(cfg)), XML.prepare_head_object("a.txt"), XmlSigner(XmlCredentials("AKID", "KEY"))
+    )
+    assert request.url == "http://127.0.0.1:8089/a.txt" and request.headers["Host"] == "files.example.com"
+
+
+@pytest.mark.parametrize("bad", ["files.example.com/path", "a b.com"])
+def test_bad_custom_domain_names_the_field(bad: str) -> None:
+    with pytest.raises(CosConfigError, match="custom_domain"):
+        config(extra={"custom_domain": bad})
