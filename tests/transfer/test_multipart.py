@@ -383,3 +383,30 @@ def test_list_parts_pages_are_followed(
     assert result.resumed and result.bytes_sent == SIZE - 3 * MiB and result.slices_sent == 1
     assert emulator.stats.requests["ListParts"] == 3  # one page per held part: every page was followed
     check_object(client, "f.bin", src)
+
+
+def test_cancel_leaves_the_upload_to_resume(
+    make_client: Make, emulator: CosEmulator, src: Path, tmp_path: Path
+) -> None:
+    from airflow_provider_cos.protocol.errors import CosCancelledError
+
+    store = LocalCheckpointStore(tmp_path / "ckpt")
+    emulator.add_fault(FaultRule(op="UploadPart", delay=0.05, times=None))
+    client = make_client("xml", config=small_config(max_workers=1))
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.bytes_done >= MiB:
+            client.cancel()
+
+    with pytest.raises(CosCancelledError):
+        client.upload_file(str(src), "/f.bin", progress=on_progress, checkpoint_store=store)
+    assert len(make_client("xml").list_uploads("/f.bin")) == 1  # not aborted
+    assert list((tmp_path / "ckpt").glob("*.json"))
+    emulator.clear_faults()
+    result = make_client("xml").upload_file(str(src), "/f.bin", checkpoint_store=store)
+    assert result.resumed and result.bytes_sent <= SIZE - MiB
+    assert (
+        emulator.stats.requests["InitiateMultipartUpload"] == 1
+        and emulator.stats.requests.get("AbortMultipartUpload", 0) == 0
+    )
+    check_object(make_client("xml"), "f.bin", src)
