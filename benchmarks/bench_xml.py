@@ -56,8 +56,11 @@ def parse_size(text: str) -> int:
 
 def ours(url: str, path: Path, key: str, *, verify: bool = True) -> float:
     config = TransferConfig(slice_size=PART, max_workers=WORKERS, simple_threshold=MiB, verify=verify)
-    client = CosClient(target=CosTarget(url, "xml", DEMO.appid, DEMO.bucket),
-                       credentials=Credentials(DEMO.secret_id, DEMO.secret_key), config=config)
+    client = CosClient(
+        target=CosTarget(url, "xml", DEMO.appid, DEMO.bucket),
+        credentials=Credentials(DEMO.secret_id, DEMO.secret_key),
+        config=config,
+    )
     started = time.perf_counter()
     client.upload_file(str(path), key)
     elapsed = time.perf_counter() - started
@@ -86,8 +89,7 @@ def bare_loop(url: str, path: Path, key: str) -> float:
     def put(number: int) -> CompletePart:
         slc = parts[number - 1]
         data = os.pread(fd, slc.length, slc.offset)
-        request = XML.prepare_upload_part(key.lstrip("/"), upload_id=upload_id, part_number=number,
-                                          data_len=slc.length)
+        request = XML.prepare_upload_part(key.lstrip("/"), upload_id=upload_id, part_number=number, data_len=slc.length)
         return CompletePart(number, send(request, data).headers["ETag"])
 
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -103,8 +105,15 @@ def bare_loop(url: str, path: Path, key: str) -> float:
 def sdk(url: str, path: Path, key: str) -> float:
     from qcloud_cos import CosConfig, CosS3Client
 
-    client = CosS3Client(CosConfig(Region="ap-guangzhou", SecretId=DEMO.secret_id, SecretKey=DEMO.secret_key,
-                                   Scheme="http", Proxies={"http": url}))
+    client = CosS3Client(
+        CosConfig(
+            Region="ap-guangzhou",
+            SecretId=DEMO.secret_id,
+            SecretKey=DEMO.secret_key,
+            Scheme="http",
+            Proxies={"http": url},
+        )
+    )
     started = time.perf_counter()
     client.upload_file(Bucket=f"{DEMO.bucket}-{DEMO.appid}", Key=key.lstrip("/"), LocalFilePath=str(path))
     return time.perf_counter() - started
@@ -120,8 +129,25 @@ def throughput(fn, data: bytes) -> float:  # type: ignore[no-untyped-def]
 
 
 def peak_rss(url: str, path: Path, key: str) -> int:
-    cmd = [sys.executable, "-m", "tests.support.uploader", "--url", url, "--api", "xml", "--file", str(path),
-           "--cos-path", key, "--slice-size", str(PART), "--max-workers", str(WORKERS), "--threshold", str(MiB)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.support.uploader",
+        "--url",
+        url,
+        "--api",
+        "xml",
+        "--file",
+        str(path),
+        "--cos-path",
+        key,
+        "--slice-size",
+        str(PART),
+        "--max-workers",
+        str(WORKERS),
+        "--threshold",
+        str(MiB),
+    ]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=3600)
     return int(json.loads(out.stdout.strip().splitlines()[-1])["vmhwm_kib"])
 
@@ -150,10 +176,15 @@ def main() -> int:
             times["sdk"].append(sdk(emu.url, src, f"/sdk-{i}.bin"))
         best = {k: min(v) for k, v in times.items()}
         for name, value in best.items():
-            print(f"  {name:13s} best {value:6.2f} s  {size / value / MiB:7.1f} MiB/s  (all: "
-                  + ", ".join(f"{t:.2f}" for t in times[name]) + ")")
-        print(f"X1 bare loop / ours = {best['bare'] / best['ours']:.2f} "
-              f"(verify=False: {best['bare'] / best['ours-noverify']:.2f})")
+            print(
+                f"  {name:13s} best {value:6.2f} s  {size / value / MiB:7.1f} MiB/s  (all: "
+                + ", ".join(f"{t:.2f}" for t in times[name])
+                + ")"
+            )
+        print(
+            f"X1 bare loop / ours = {best['bare'] / best['ours']:.2f} "
+            f"(verify=False: {best['bare'] / best['ours-noverify']:.2f})"
+        )
         print(f"X2 SDK upload_file / ours = {best['sdk'] / best['ours']:.2f}")
         data = src.read_bytes()[: 256 * MiB]
         crc_rate = throughput(crc64, data)
@@ -169,8 +200,10 @@ def main() -> int:
                 fh.truncate(n)
         rss_small = peak_rss(emu.url, small, "/rss-small.bin")
         rss_large = peak_rss(emu.url, large, "/rss-large.bin")
-        print(f"X4 peak RSS {big // 8 // MiB} MiB: {rss_small / 1024:.1f} MiB, {big // MiB} MiB: "
-              f"{rss_large / 1024:.1f} MiB, ratio {rss_large / rss_small:.2f}")
+        print(
+            f"X4 peak RSS {big // 8 // MiB} MiB: {rss_small / 1024:.1f} MiB, {big // MiB} MiB: "
+            f"{rss_large / 1024:.1f} MiB, ratio {rss_large / rss_small:.2f}"
+        )
     finally:
         emu.stop()
         shutil.rmtree(scratch, ignore_errors=True)
