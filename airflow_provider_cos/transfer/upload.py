@@ -112,8 +112,6 @@ class FileUpload:
         self._hash_seconds = 0.0
         self._own_sessions: set[str] = set()  # sessions this upload opened (now or in an earlier try)
         self._earlier: tuple[str | None, str | None] = (None, None)  # (session, SHA-1) of our other content
-        self._v1_seen: StatInfo | None = None  # v1: the object at the path when this upload first looked
-        self._v1_seen_set = False
         self._sessions_lost = 0  # v1: how often our open session disappeared from the server
         self._buffers = ThreadBuffers()
 
@@ -399,24 +397,22 @@ class FileUpload:
 
     def _v1_look(self, digest: FileDigest) -> None:
         """v1's init replaces whatever session is open at the path, so look first (``stat``) and never
-        init over an unfinished upload of other content that is not ours; after our own session was lost,
-        an object completed meanwhile by someone else is a conflict too (see docs/design.md)."""
+        init over an unfinished upload of other content that is not ours.
+
+        Once a session of ours was lost, a complete object of other content at the path means another
+        writer: it either completed meanwhile, or its unfinished upload is hidden behind that object (v1's
+        ``stat`` shows the object) and replaced our session. A delete would have removed the object too.
+        """
         info = self._stat(self.cos_path, self.target)
-        first = not self._v1_seen_set
-        self._v1_seen_set = True
-        if first:
-            self._v1_seen = info if info is not None and info.complete else None
         if info is None or info.is_folder:
             return
         sha = _plain_sha(info.sha)
         if info.complete:
-            before = self._v1_seen
-            changed = before is None or (_plain_sha(before.sha), before.mtime) != (sha, info.mtime)
-            if self._sessions_lost and changed and sha != digest.sha1:
+            if self._sessions_lost and sha != digest.sha1:
                 raise CosUploadConflictError(
-                    f"another upload of different content is in progress at {self.cos_path}: it completed "
-                    f"(SHA-1 {sha or 'unknown'}) after replacing this upload's session; this upload "
-                    f"(SHA-1 {digest.sha1}) stopped. Upload again to replace it", path=self.cos_path)
+                    f"another upload of different content is in progress at {self.cos_path}: this upload's "
+                    f"session was replaced (the path shows an object with SHA-1 {sha or 'unknown'}); this "
+                    f"upload (SHA-1 {digest.sha1}) stopped and left it alone", path=self.cos_path)
             return
         if info.filesize == self._identity.size and sha == digest.sha1:
             return  # the same content: the server continues that session

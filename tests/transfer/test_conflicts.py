@@ -114,22 +114,32 @@ class _MeetAfterStat(CosClient):
     def __init__(self, barrier: threading.Barrier, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._barrier: threading.Barrier | None = barrier
+        self.looked_at: StatInfo | str | None = "not yet"
 
     def stat(self, path: str, bucket: str | None = None) -> StatInfo | None:
         info = super().stat(path, bucket)
+        if path.endswith("/"):  # the parent folder (create_parents), not the look at the object
+            return info
         barrier, self._barrier = self._barrier, None
         if barrier is not None:
+            self.looked_at = info
             barrier.wait(WAIT)
         return info
 
 
-@pytest.mark.parametrize("trial", range(4))
+@pytest.mark.parametrize("existing", [False, True], ids=["new-path", "over-an-object"])
+@pytest.mark.parametrize("trial", range(3))
 def test_two_concurrent_writers_one_wins_the_other_gets_a_conflict(
-    emulator: CosEmulator, tmp_path: Path, api_version: str, trial: int
+    emulator: CosEmulator, tmp_path: Path, api_version: str, trial: int, existing: bool
 ) -> None:
     (a_src, a_sha), (b_src, b_sha) = _files(tmp_path)
     target = CosTarget(emulator.url, api_version, DEMO.appid, DEMO.bucket)  # type: ignore[arg-type]
     credentials = Credentials(DEMO.secret_id, DEMO.secret_key)
+    if existing:  # an object of third content is there already (v1's stat then hides an unfinished upload)
+        old = tmp_path / "old.bin"
+        write_file(old, SIZE, seed=23)
+        with CosClient(target=target, credentials=credentials, config=small_config()) as first:
+            first.upload_file(str(old), f"/race/{trial}.bin")
     met = threading.Barrier(2) if api_version == "v1" else None  # v2 has no look before its init
 
     def client() -> CosClient:
@@ -156,6 +166,9 @@ def test_two_concurrent_writers_one_wins_the_other_gets_a_conflict(
     _assert_conflict(losers[0].error, f"/race/{trial}.bin")
     assert stored_sha1(emulator, f"/race/{trial}.bin") == winners[0].sha1
     assert emulator.stats.requests.get("delete", 0) == 0
+    if met is not None:  # v1: both looked before either opened a session
+        seen = [getattr(w.client, "looked_at", "?") for w in (a, b)]
+        assert all(info is None or (isinstance(info, StatInfo) and info.complete) for info in seen), seen
 
 
 # ---------------------------------------------------------------------------------------------- §3
