@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_cos.protocol.errors import CosConfigError
 from airflow_provider_cos.protocol.paths import (
@@ -64,48 +65,119 @@ MiB = 1024 * 1024
 
 #: The extra fields of a ``cos`` connection, in form order.
 EXTRA_FIELDS: tuple[ExtraField, ...] = (
-    ExtraField("app_id", "APPID", "string", "Numeric APPID of the account (required), e.g. 1250000000.",
-               required=True, placeholder="1250000000"),
-    ExtraField("bucket", "Default bucket", "string",
-               "Bucket used when a task gives none; plain name without the '-<appid>' suffix.",
-               placeholder="examplebucket"),
-    ExtraField("api_version", "API version", "enum",
-               "v1: /files/v1 with single-op upload_slice (default); v2: /files/v2 with "
-               "upload_slice_init/data/finish/list.", default="v1", choices=API_VERSIONS),
-    ExtraField("region", "Region (v2)", "string",
-               "v2 only: region of the bucket (sh, gz, tj, sgp or another region code). Default gz.",
-               placeholder="gz"),
-    ExtraField("slice_size", "Slice size (bytes)", "integer",
-               "Requested slice size, a multiple of 64 KiB (64 KiB..20 MiB); the server's answer wins.",
-               default=MiB, minimum=64 * 1024, maximum=20 * MiB),
-    ExtraField("max_workers", "Parallel slices", "integer",
-               "How many slices are sent at once (peak memory about max_workers x slice_size + 5 MiB).",
-               default=4, minimum=1, maximum=64),
-    ExtraField("simple_threshold", "Simple upload threshold (bytes)", "integer",
-               "Files smaller than this go in one op=upload request; larger ones are sliced.",
-               default=20 * MiB, minimum=0),
-    ExtraField("connect_timeout", "Connect timeout (s)", "number",
-               "Seconds to wait for a TCP connection.", default=10.0, minimum=0.1, maximum=600),
-    ExtraField("read_timeout", "Read timeout (s)", "number",
-               "Seconds to wait for an answer to one request.", default=120.0, minimum=0.1, maximum=3600),
-    ExtraField("max_retries", "Retries per request", "integer",
-               "Retries of one request on timeouts, connection errors and HTTP 5xx (never on auth or "
-               "path errors).", default=5, minimum=0, maximum=50),
+    ExtraField(
+        "app_id",
+        "APPID",
+        "string",
+        "Numeric APPID of the account (required), e.g. 1250000000.",
+        required=True,
+        placeholder="1250000000",
+    ),
+    ExtraField(
+        "bucket",
+        "Default bucket",
+        "string",
+        "Bucket used when a task gives none; plain name without the '-<appid>' suffix.",
+        placeholder="examplebucket",
+    ),
+    ExtraField(
+        "api_version",
+        "API version",
+        "enum",
+        "v1: /files/v1 with single-op upload_slice (default); v2: /files/v2 with upload_slice_init/data/finish/list.",
+        default="v1",
+        choices=API_VERSIONS,
+    ),
+    ExtraField(
+        "region",
+        "Region (v2)",
+        "string",
+        "v2 only: region of the bucket (sh, gz, tj, sgp or another region code). Default gz.",
+        placeholder="gz",
+    ),
+    ExtraField(
+        "slice_size",
+        "Slice size (bytes)",
+        "integer",
+        "Requested slice size, a multiple of 64 KiB (64 KiB..20 MiB); the server's answer wins.",
+        default=MiB,
+        minimum=64 * 1024,
+        maximum=20 * MiB,
+    ),
+    ExtraField(
+        "max_workers",
+        "Parallel slices",
+        "integer",
+        "How many slices are sent at once (peak memory about max_workers x slice_size + 5 MiB).",
+        default=4,
+        minimum=1,
+        maximum=64,
+    ),
+    ExtraField(
+        "simple_threshold",
+        "Simple upload threshold (bytes)",
+        "integer",
+        "Files smaller than this go in one op=upload request; larger ones are sliced.",
+        default=20 * MiB,
+        minimum=0,
+    ),
+    ExtraField(
+        "connect_timeout",
+        "Connect timeout (s)",
+        "number",
+        "Seconds to wait for a TCP connection.",
+        default=10.0,
+        minimum=0.1,
+        maximum=600,
+    ),
+    ExtraField(
+        "read_timeout",
+        "Read timeout (s)",
+        "number",
+        "Seconds to wait for an answer to one request.",
+        default=120.0,
+        minimum=0.1,
+        maximum=3600,
+    ),
+    ExtraField(
+        "max_retries",
+        "Retries per request",
+        "integer",
+        "Retries of one request on timeouts, connection errors and HTTP 5xx (never on auth or path errors).",
+        default=5,
+        minimum=0,
+        maximum=50,
+    ),
+    ExtraField(
+        "retry_deadline",
+        "Retry deadline (s)",
+        "number",
+        "Seconds one request may take, all its retries and waits included; then it fails with an error "
+        "naming this deadline. The Test button ignores it and answers within about 10 s.",
+        default=600.0,
+        minimum=1,
+        maximum=86400,
+    ),
 )
 
 FIELDS_BY_NAME: dict[str, ExtraField] = {f.name: f for f in EXTRA_FIELDS}
 
 #: Standard fields: hidden ones, relabelled ones and placeholders (shared by both declarations).
-HIDDEN_FIELDS: tuple[str, ...] = ("schema", "port")
+#: The port stays visible: Airflow 3.3.2's Test button sends ``port: 0`` for a connection stored without
+#: a port and its API then answers "Bad Request" (apache/airflow PR 73298), so a form-made connection
+#: needs a port for the button to work. The hook uses it as the endpoint's port (see :func:`_endpoint`).
+HIDDEN_FIELDS: tuple[str, ...] = ("schema",)
 RELABELING: dict[str, str] = {
     "login": "SecretId",
     "password": "SecretKey",
     "host": "Endpoint (base URL)",
+    "port": "Endpoint port",
 }
 STANDARD_PLACEHOLDERS: dict[str, str] = {
     "login": "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
     "password": "SecretKey of that SecretId",
-    "host": "empty = Tencent's endpoint; e.g. http://127.0.0.1:8089 (emulator). /files/vN is appended",
+    "host": "empty = Tencent's endpoint; e.g. http://127.0.0.1 (emulator). /files/vN is appended",
+    "port": "80 http, 443 https, 8089 emulator: the Test button needs it",
 }
 
 
@@ -128,9 +200,7 @@ def _json_schema(f: ExtraField) -> dict[str, Any]:
 
 def provider_conn_fields() -> dict[str, dict[str, Any]]:
     """``connection-types[].conn-fields`` of the provider dict (what Airflow 3.2+ renders)."""
-    return {
-        f.name: {"label": f.label, "description": f.description, "schema": _json_schema(f)} for f in EXTRA_FIELDS
-    }
+    return {f.name: {"label": f.label, "description": f.description, "schema": _json_schema(f)} for f in EXTRA_FIELDS}
 
 
 def _placeholders() -> dict[str, str]:
@@ -176,17 +246,26 @@ def form_widgets() -> dict[str, Any]:
         label = lazy_gettext(f.label)
         if f.kind == "integer":
             widgets[f.name] = IntegerField(
-                label, validators=[Optional(), NumberRange(min=f.minimum, max=f.maximum)],
-                widget=BS3TextFieldWidget(), default=f.default, description=f.description,
+                label,
+                validators=[Optional(), NumberRange(min=f.minimum, max=f.maximum)],
+                widget=BS3TextFieldWidget(),
+                default=f.default,
+                description=f.description,
             )
         elif f.kind == "enum":
             widgets[f.name] = StringField(
-                label, validators=[any_of(list(f.choices))], widget=BS3TextFieldWidget(),
-                default=f.default, description=f.description,
+                label,
+                validators=[any_of(list(f.choices))],
+                widget=BS3TextFieldWidget(),
+                default=f.default,
+                description=f.description,
             )
         else:
             widgets[f.name] = StringField(
-                label, widget=BS3TextFieldWidget(), default=f.default, description=f.description,
+                label,
+                widget=BS3TextFieldWidget(),
+                default=f.default,
+                description=f.description,
             )
     return widgets
 
@@ -212,6 +291,7 @@ class CosConnectionConfig:
     connect_timeout: float
     read_timeout: float
     max_retries: int
+    retry_deadline: float
 
     @classmethod
     def from_values(
@@ -225,44 +305,44 @@ class CosConnectionConfig:
         schema: str | None = None,
         extra: Mapping[str, Any] | str | None = None,
     ) -> CosConnectionConfig:
-        """Validate raw connection values. Raises :class:`CosConfigError` naming the field at fault."""
-        where = f"connection {conn_id!r}"
-        extras = _extras(extra, where)
+        """Validate raw connection values. Raises :class:`CosConfigError` naming the field at fault.
+
+        Messages name the field, not the connection: the caller knows which connection it read (the
+        hook prefixes its id; the Test button must not, Airflow tests a copy under a random id)."""
+        extras = _extras(extra)
         if not login:
-            raise CosConfigError(f"{where}: SecretId (login) is empty")
+            raise CosConfigError("SecretId (login) is empty")
         if not password:
-            raise CosConfigError(f"{where}: SecretKey (password) is empty")
+            raise CosConfigError("SecretKey (password) is empty")
 
         raw_appid = extras.get("app_id")
         if raw_appid in (None, ""):
-            raise CosConfigError(f"{where}: extra field 'app_id' is required (the numeric APPID, e.g. 1250000000)")
+            raise CosConfigError("extra field 'app_id' is required (the numeric APPID, e.g. 1250000000)")
         try:
             appid = validate_appid(raw_appid)
         except CosConfigError as exc:
-            raise CosConfigError(f"{where}: extra field 'app_id': {exc.message}") from exc
+            raise CosConfigError(f"extra field 'app_id': {exc.message}") from exc
 
         try:
             api_version = validate_api_version(str(extras.get("api_version") or "v1").strip())
         except CosConfigError as exc:
-            raise CosConfigError(f"{where}: extra field 'api_version': {exc.message}") from exc
+            raise CosConfigError(f"extra field 'api_version': {exc.message}") from exc
 
         bucket = extras.get("bucket") or None
         if bucket is not None:
             try:
                 bucket = validate_bucket(str(bucket).strip())
             except CosConfigError as exc:
-                raise CosConfigError(f"{where}: extra field 'bucket': {exc.message}") from exc
+                raise CosConfigError(f"extra field 'bucket': {exc.message}") from exc
 
         region_raw = extras.get("region") or None
         try:
             region = normalize_region(str(region_raw)) if region_raw else None
         except CosConfigError as exc:
-            raise CosConfigError(f"{where}: extra field 'region': {exc.message}") from exc
+            raise CosConfigError(f"extra field 'region': {exc.message}") from exc
 
-        endpoint = _endpoint(host, port, schema, api_version, region, where)
-        numbers = {
-            f.name: _number(f, extras.get(f.name), where) for f in EXTRA_FIELDS if f.kind in ("integer", "number")
-        }
+        endpoint = _endpoint(host, port, schema, api_version, region)
+        numbers = {f.name: _number(f, extras.get(f.name)) for f in EXTRA_FIELDS if f.kind in ("integer", "number")}
         return cls(
             conn_id=conn_id,
             secret_id=login.strip(),
@@ -278,6 +358,7 @@ class CosConnectionConfig:
             connect_timeout=float(numbers["connect_timeout"]),
             read_timeout=float(numbers["read_timeout"]),
             max_retries=int(numbers["max_retries"]),
+            retry_deadline=float(numbers["retry_deadline"]),
         )
 
     def resolve_bucket(self, bucket: str | None) -> str:
@@ -285,7 +366,7 @@ class CosConnectionConfig:
         name = bucket or self.bucket
         if not name:
             raise CosConfigError(
-                f"connection {self.conn_id!r}: no bucket given and extra field 'bucket' (default bucket) is empty"
+                f"no bucket given, and connection {self.conn_id!r} has no default bucket (extra field 'bucket')"
             )
         try:
             return validate_bucket(name)
@@ -293,60 +374,100 @@ class CosConnectionConfig:
             raise CosConfigError(f"bucket: {exc.message}") from exc
 
 
-def _extras(extra: Mapping[str, Any] | str | None, where: str) -> dict[str, Any]:
+def _extras(extra: Mapping[str, Any] | str | None) -> dict[str, Any]:
     if extra is None or extra == "":
         return {}
     if isinstance(extra, str):
         try:
             loaded = json.loads(extra)
         except ValueError as exc:
-            raise CosConfigError(f"{where}: extra is not valid JSON: {exc}") from exc
+            raise CosConfigError(f"extra is not valid JSON: {exc}") from exc
     else:
         loaded = extra
     if not isinstance(loaded, Mapping):
-        raise CosConfigError(f"{where}: extra must be a JSON object")
+        raise CosConfigError("extra must be a JSON object")
     values: dict[str, Any] = {}
     prefix = f"extra__{CONN_TYPE}__"
     for key, value in loaded.items():
         # Airflow 2.x forms stored custom fields as extra__<conn_type>__<name>.
-        name = key[len(prefix):] if key.startswith(prefix) else key
+        name = key[len(prefix) :] if key.startswith(prefix) else key
         if name not in values or value not in (None, ""):
             values[name] = value
     return values
 
 
+_SCHEME_PORTS = {"http": 80, "https": 443}
+
+
 def _endpoint(
-    host: str | None, port: int | None, schema: str | None, api_version: ApiVersion, region: str | None, where: str
+    host: str | None, port: int | None, schema: str | None, api_version: ApiVersion, region: str | None
 ) -> str:
+    """The endpoint base URL from the host field and the port field.
+
+    The port field, when set, is the endpoint's port: ``http://127.0.0.1`` with port 8089 is
+    ``http://127.0.0.1:8089``. A port written in the host as well must agree with it. ``0`` and empty
+    mean "no port" (Airflow 3.3.2's UI sends ``0`` for an empty field). An empty host is Tencent's
+    endpoint, plain http on port 80, so no other port fits it.
+    """
+    port = _port(port)
     if not host or not host.strip():
-        return default_endpoint(api_version, region)
+        endpoint = default_endpoint(api_version, region)
+        if port not in (None, 80):
+            raise CosConfigError(
+                f"port {port} is set but host is empty (Tencent's endpoint {endpoint} uses port 80); "
+                "set host to the endpoint that listens on that port, or clear the port"
+            )
+        return endpoint
     value = host.strip()
     if "://" not in value:
         # A URI-style connection splits scheme/host/port; put them back together.
         scheme = schema if schema in ("http", "https") else "http"
         value = f"{scheme}://{value}"
-        if port:
-            value += f":{port}"
     try:
-        return normalize_endpoint(value)
+        endpoint = normalize_endpoint(value)
     except CosConfigError as exc:
-        raise CosConfigError(f"{where}: host (endpoint base URL) {host!r} is malformed: {exc.message}") from exc
+        raise CosConfigError(f"host (endpoint base URL) {host!r} is malformed: {exc.message}") from exc
+    if port is None:
+        return endpoint
+    parts = urlsplit(endpoint)
+    if parts.port is not None:
+        if parts.port != port:
+            raise CosConfigError(
+                f"host {host!r} names port {parts.port} but the port field says {port}; "
+                "make them agree or clear one of them"
+            )
+        return endpoint
+    if port == _SCHEME_PORTS[parts.scheme]:
+        return endpoint
+    hostname = parts.hostname or ""
+    netloc = f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _number(f: ExtraField, raw: Any, where: str) -> float:
+def _port(raw: Any) -> int | None:
+    """The port field as an int, ``None`` for empty or 0 (Airflow 3.3.2's UI sends 0 for "no port")."""
+    if raw is None or raw == "" or raw == 0:
+        return None
+    text = str(raw).strip()
+    if isinstance(raw, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise CosConfigError(f"port must be a number within 1..65535, got {raw!r}")
+    return int(text)
+
+
+def _number(f: ExtraField, raw: Any) -> float:
     if raw is None or raw == "":
         return float(f.default)
     if isinstance(raw, bool):
-        raise CosConfigError(f"{where}: extra field {f.name!r} must be a number, got {raw!r}")
+        raise CosConfigError(f"extra field {f.name!r} must be a number, got {raw!r}")
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise CosConfigError(f"{where}: extra field {f.name!r} must be a number, got {raw!r}") from None
+        raise CosConfigError(f"extra field {f.name!r} must be a number, got {raw!r}") from None
     if not math.isfinite(value):
-        raise CosConfigError(f"{where}: extra field {f.name!r} must be a finite number, got {raw!r}")
+        raise CosConfigError(f"extra field {f.name!r} must be a finite number, got {raw!r}")
     if f.kind == "integer" and value != int(value):
-        raise CosConfigError(f"{where}: extra field {f.name!r} must be an integer, got {raw!r}")
+        raise CosConfigError(f"extra field {f.name!r} must be an integer, got {raw!r}")
     if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
         upper = "inf" if f.maximum is None else f"{f.maximum:g}"
-        raise CosConfigError(f"{where}: extra field {f.name!r} = {raw!r} is outside {f.minimum:g}..{upper}")
+        raise CosConfigError(f"extra field {f.name!r} = {raw!r} is outside {f.minimum:g}..{upper}")
     return value

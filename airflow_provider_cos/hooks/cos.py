@@ -34,9 +34,20 @@ from airflow_provider_cos.protocol.paths import normalize_file_path, normalize_f
 
 if TYPE_CHECKING:
     from airflow_provider_cos.protocol.messages import StatInfo
-    from airflow_provider_cos.transfer import CheckpointStore, CosClient, ProgressCallback, UploadResult
+    from airflow_provider_cos.transfer import (
+        CheckpointStore,
+        CosClient,
+        ProgressCallback,
+        RetryPolicy,
+        UploadResult,
+    )
 
 log = logging.getLogger(__name__)
+
+#: The Test button's bounds: one attempt whose connect phase waits at most TEST_CONNECT_TIMEOUT and which
+#: as a whole ends within TEST_BUDGET seconds (the connection's own timeouts apply when shorter).
+TEST_CONNECT_TIMEOUT = 5.0
+TEST_BUDGET = 10.0
 
 
 def cos_asset_uri(app_id: str | int, bucket: str, cos_path: str) -> str:
@@ -58,8 +69,8 @@ class CosHook(BaseHook):
     """Talk to Tencent COS's JSON API (v1 ``/files/v1`` or v2 ``/files/v2``) through a ``cos`` connection.
 
     :param cos_conn_id: connection id; login = SecretId, password = SecretKey, host = endpoint base URL
-        (empty: Tencent's), extra: ``app_id`` (required), ``bucket``, ``api_version``, ``region`` and
-        transfer knobs (see docs/airflow.md).
+        (empty: Tencent's), port = the endpoint's port, extra: ``app_id`` (required), ``bucket``,
+        ``api_version``, ``region`` and transfer knobs incl. ``retry_deadline`` (see docs/airflow.md).
     """
 
     conn_name_attr = "cos_conn_id"
@@ -96,7 +107,13 @@ class CosHook(BaseHook):
     # ------------------------------------------------------------------------------ lazy state
     @cached_property
     def config(self) -> CosConnectionConfig:
-        """The validated connection (read once, at first use)."""
+        """The validated connection (read once, at first use); errors name the connection id."""
+        try:
+            return self._read_config()
+        except CosConfigError as exc:
+            raise CosConfigError(f"connection {self.cos_conn_id!r}: {exc.message}") from exc
+
+    def _read_config(self) -> CosConnectionConfig:
         conn = self.get_connection(self.cos_conn_id)
         config = CosConnectionConfig.from_values(
             conn_id=self.cos_conn_id,
@@ -113,27 +130,37 @@ class CosHook(BaseHook):
     @cached_property
     def client(self) -> CosClient:
         """The one transfer client (one HTTP session) of this hook."""
-        from airflow_provider_cos.protocol.messages import CosTarget
-        from airflow_provider_cos.protocol.signing import Credentials
-        from airflow_provider_cos.transfer import CosClient, RetryPolicy, TransferConfig
+        from airflow_provider_cos.transfer import RetryPolicy
 
         cfg = self.config
-        target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid,
-                           bucket=cfg.bucket or "")
         try:
-            transfer_config = TransferConfig(
-                simple_threshold=cfg.simple_threshold,
-                slice_size=self.slice_size or cfg.slice_size,
-                max_workers=self.max_workers or cfg.max_workers,
-                verify=self.verify,
+            return self._new_client(
+                cfg,
                 connect_timeout=cfg.connect_timeout,
                 read_timeout=cfg.read_timeout,
-                retry=RetryPolicy(max_attempts=cfg.max_retries + 1),
+                retry=RetryPolicy(max_attempts=cfg.max_retries + 1, deadline=cfg.retry_deadline),
             )
         except CosConfigError as exc:
             raise CosConfigError(f"connection {self.cos_conn_id!r}: {exc.message}") from exc
-        return CosClient(target=target, credentials=Credentials(cfg.secret_id, cfg.secret_key),
-                         config=transfer_config)
+
+    def _new_client(
+        self, cfg: CosConnectionConfig, *, connect_timeout: float, read_timeout: float, retry: RetryPolicy
+    ) -> CosClient:
+        from airflow_provider_cos.protocol.messages import CosTarget
+        from airflow_provider_cos.protocol.signing import Credentials
+        from airflow_provider_cos.transfer import CosClient, TransferConfig
+
+        target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid, bucket=cfg.bucket or "")
+        transfer_config = TransferConfig(
+            simple_threshold=cfg.simple_threshold,
+            slice_size=self.slice_size or cfg.slice_size,
+            max_workers=self.max_workers or cfg.max_workers,
+            verify=self.verify,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retry=retry,
+        )
+        return CosClient(target=target, credentials=Credentials(cfg.secret_id, cfg.secret_key), config=transfer_config)
 
     def get_conn(self) -> CosClient:
         return self.client
@@ -174,8 +201,14 @@ class CosHook(BaseHook):
         """
         bucket_name = self.resolve_bucket(bucket)
         return self.client.upload_file(
-            local_path, normalize_file_path(cos_path), bucket=bucket_name, insert_only=not overwrite,
-            biz_attr=biz_attr, progress=progress, checkpoint_store=checkpoint_store, create_parents=create_parents,
+            local_path,
+            normalize_file_path(cos_path),
+            bucket=bucket_name,
+            insert_only=not overwrite,
+            biz_attr=biz_attr,
+            progress=progress,
+            checkpoint_store=checkpoint_store,
+            create_parents=create_parents,
         )
 
     def ensure_parent_folders(self, cos_path: str, bucket: str | None = None) -> list[str]:
@@ -239,24 +272,49 @@ class CosHook(BaseHook):
 
     # ------------------------------------------------------------------------------ test button
     def test_connection(self) -> tuple[bool, str]:
-        """One signed ``stat`` of the bucket root. Never raises."""
+        """One signed ``stat`` of the default bucket's root, answered within about
+        :data:`TEST_BUDGET` seconds whatever the endpoint does: one attempt, no retries, connect and
+        read timeouts capped. Never raises. Messages name the endpoint and bucket, never the connection
+        id (the UI's Test button tests a copy under a random id the user never made)."""
+        from airflow_provider_cos.transfer import RetryPolicy
+
         try:
-            bucket = self.resolve_bucket(None)
-            self.client.stat("/", bucket=bucket)
+            cfg = self._read_config()
+        except CosConfigError as exc:
+            return False, f"Invalid connection: {exc.message}"
+        except Exception as exc:
+            return False, f"Invalid connection: {type(exc).__name__}: {exc}"
+        if not cfg.bucket:
+            return False, "Invalid connection: extra field 'bucket' (default bucket) is empty; the test reads its root"
+        where = f"bucket {cfg.bucket!r} of app_id {cfg.appid} at {cfg.endpoint} ({cfg.api_version})"
+        try:
+            probe = self._new_client(
+                cfg,
+                connect_timeout=min(cfg.connect_timeout, TEST_CONNECT_TIMEOUT),
+                read_timeout=min(cfg.read_timeout, TEST_BUDGET),
+                retry=RetryPolicy(max_attempts=1, deadline=TEST_BUDGET),
+            )
+            try:
+                probe.stat("/", bucket=cfg.bucket)
+            finally:
+                probe.close()
         except CosConfigError as exc:
             return False, f"Invalid connection: {exc.message}"
         except CosAuthError as exc:
-            return False, f"Authentication failed (check SecretId/SecretKey and app_id): {exc}"
+            return False, f"Authentication failed for {where} (check SecretId/SecretKey and app_id): {exc}"
         except CosNotFoundError as exc:
-            return False, f"Bucket {self.config.bucket!r} not found for app_id {self.config.appid}: {exc}"
+            return False, f"Bucket {cfg.bucket!r} not found for app_id {cfg.appid} at {cfg.endpoint}: {exc}"
         except CosTransportError as exc:
-            return False, f"Cannot reach {self.config.endpoint}: {exc}"
+            return False, (
+                f"Cannot reach {cfg.endpoint}: no answer within {TEST_BUDGET:g} s (one attempt, no retries): {exc}"
+                if "timed out" in exc.message
+                else f"Cannot reach {cfg.endpoint}: {exc}"
+            )
         except CosError as exc:
-            return False, f"COS error: {exc}"
+            return False, f"COS error from {where}: {exc}"
         except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"
-        cfg = self.config
-        return True, f"Connected to {cfg.endpoint} ({cfg.api_version}): bucket {bucket} of app_id {cfg.appid}"
+            return False, f"{type(exc).__name__} while testing {where}: {exc}"
+        return True, f"Connected to {cfg.endpoint} ({cfg.api_version}): bucket {cfg.bucket} of app_id {cfg.appid}"
 
 
 def _mask(secret: str) -> None:

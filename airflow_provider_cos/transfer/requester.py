@@ -81,7 +81,8 @@ class Requester:
                     body = http.body
                 response = self._transport.send(http, body=body,
                                                 payload_len=request.data_len if data is not None else 0,
-                                                on_progress=on_bytes if progress is not None else None)
+                                                on_progress=on_bytes if progress is not None else None,
+                                                budget=policy.remaining())
                 return process(response.status, response.body)
             except CosError as error:
                 if sent and progress is not None:

@@ -19,6 +19,11 @@ from dataclasses import dataclass, field, replace
 
 from airflow_provider_cos.protocol.errors import CosError, CosSignatureExpiredError
 
+#: Tries of one request, the first included (the connection's ``max_retries`` is this minus one).
+DEFAULT_MAX_ATTEMPTS = 6
+#: Seconds one request may take, all its tries and backoffs included (the connection's ``retry_deadline``).
+DEFAULT_RETRY_DEADLINE = 600.0
+
 
 @dataclass(frozen=True)
 class RetryAttempt:
@@ -38,6 +43,15 @@ def _add_note(error: BaseException, note: str) -> None:
         add(note)
 
 
+def _give_up_on_deadline(error: BaseException, note: str) -> None:
+    """Say why in the error's own message (a note alone is lost by ``str()`` and most log lines); the
+    error keeps its type, so callers classify it as before."""
+    _add_note(error, note)
+    if isinstance(error, CosError):
+        error.message = f"{error.message}; {note}"
+        error.args = (CosError._render(error),)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently a request is sent again.
@@ -45,16 +59,19 @@ class RetryPolicy:
     ``max_attempts``: total tries of one request, the first included (1 = never retry).
     Backoff before retry *n* (n = 1, 2, ...) is ``min(backoff_cap, backoff_base * 2 ** (n - 1))``,
     then jittered down by up to ``jitter`` (a fraction: 0.5 means a uniform draw in [50 %, 100 %]).
-    ``deadline``: seconds from :meth:`begin` after which no further attempt starts (``None`` = none).
+    ``deadline``: seconds from :meth:`begin` that one request may take, all its tries and backoffs
+    included (``None`` = no limit): no try starts after it, and the requester gives each try at most
+    :meth:`remaining` seconds, so a request at a host that never answers fails after about ``deadline``
+    seconds with its last (typed) error, whose message names the deadline.
     ``clock``/``sleep``/``random`` are injectable for deterministic tests; ``sleep=None`` lets the
     engine wait on its cancellation event instead (so ``cancel()`` interrupts a backoff).
     """
 
-    max_attempts: int = 6
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_base: float = 0.5
     backoff_cap: float = 20.0
     jitter: float = 0.5
-    deadline: float | None = 600.0
+    deadline: float | None = DEFAULT_RETRY_DEADLINE
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
     sleep: Callable[[float], None] | None = field(default=None, compare=False, repr=False)
     random: Callable[[], float] = field(default=_random.random, compare=False, repr=False)
@@ -87,6 +104,13 @@ class RetryPolicy:
         """A fresh copy for one request sequence: empty history, deadline counted from now."""
         return replace(self, history=(), started_at=self.clock())
 
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline of the sequence begun by :meth:`begin` (never negative);
+        ``None`` without a deadline or before :meth:`begin`."""
+        if self.deadline is None or self.started_at is None:
+            return None
+        return max(0.0, self.deadline - (self.clock() - self.started_at))
+
     def is_retryable(self, error: BaseException) -> bool:
         return isinstance(error, CosError) and error.retryable
 
@@ -117,19 +141,28 @@ class RetryPolicy:
             if self._expired_retries() >= 1:
                 _add_note(error, "signature expired again after re-signing: check the clock")
                 raise error
-            attempt = RetryAttempt(type(error).__name__, -96, getattr(error, "status", None),
-                                   str(error), now, 0.0)
+            attempt = RetryAttempt(type(error).__name__, -96, getattr(error, "status", None), str(error), now, 0.0)
             return replace(self, history=(*self.history, attempt))
         counted = sum(1 for h in self.history if h.code != -96) + 1
         if counted >= self.max_attempts:
             _add_note(error, f"gave up after {counted} attempt(s)")
             raise error
         started = self.started_at if self.started_at is not None else now
-        provisional = replace(self, started_at=started, history=(*self.history, RetryAttempt(
-            type(error).__name__, code, getattr(error, "status", None), str(error), now, 0.0)))
+        provisional = replace(
+            self,
+            started_at=started,
+            history=(
+                *self.history,
+                RetryAttempt(type(error).__name__, code, getattr(error, "status", None), str(error), now, 0.0),
+            ),
+        )
         delay = provisional.next_backoff()
         if self.deadline is not None and now + delay - started > self.deadline:
-            _add_note(error, f"gave up: retry deadline of {self.deadline:g}s exceeded after {counted} attempt(s)")
+            _give_up_on_deadline(
+                error,
+                f"gave up after {counted} attempt(s) in {now - started:.1f} s: "
+                f"retry deadline of {self.deadline:g} s reached",
+            )
             raise error
         last = provisional.history[-1]
         return replace(provisional, history=(*provisional.history[:-1], replace(last, backoff=delay)))

@@ -37,6 +37,9 @@ from airflow_provider_cos.protocol.errors import CosTransportError
 from airflow_provider_cos.protocol.messages import HttpRequest
 
 USER_AGENT = "airflow-provider-cos"
+#: The least time an attempt is given when the retry deadline is (nearly) spent, so it can still fail
+#: with a timeout of its own rather than an invalid one.
+MIN_BUDGET = 0.05
 _DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": "*/*"}
 
 
@@ -65,8 +68,9 @@ class StreamingBody:
     is exactly the payload length.
     """
 
-    def __init__(self, body: bytes | bytearray | memoryview, payload_len: int,
-                 on_progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self, body: bytes | bytearray | memoryview, payload_len: int, on_progress: Callable[[int], None] | None
+    ) -> None:
         self._view = memoryview(body)
         self._pos = 0
         self._payload_len = payload_len
@@ -123,12 +127,22 @@ class Transport:
         """The client's one session (its adapter owns the connection pool used by :meth:`send`)."""
         return self._session
 
-    def send(self, request: HttpRequest, *, body: bytes | memoryview | None = None, payload_len: int = 0,
-             on_progress: Callable[[int], None] | None = None) -> HttpResponse:
+    def send(
+        self,
+        request: HttpRequest,
+        *,
+        body: bytes | memoryview | None = None,
+        payload_len: int = 0,
+        on_progress: Callable[[int], None] | None = None,
+        budget: float | None = None,
+    ) -> HttpResponse:
         """Send and read the whole answer. Raises :class:`CosTransportError` for any transport failure.
 
         ``body`` replaces ``request.body`` when given (e.g. a view of a reused slice buffer: it is
-        streamed without a copy, and it is no longer used once this returns).
+        streamed without a copy, and it is no longer used once this returns). ``budget`` (seconds, the
+        retry deadline's remainder) caps connect plus read, on top of the per-phase timeouts; urllib3
+        applies it to each socket operation, so a server that trickles bytes may exceed it, a silent
+        one does not.
         """
         if self._closed.is_set():
             raise CosTransportError("transport is closed", retryable=False)
@@ -140,9 +154,16 @@ class Transport:
             if payload_len > 0:
                 payload = StreamingBody(raw, payload_len, on_progress)
         try:
-            response = self._adapter.poolmanager.urlopen(request.method, request.url, body=payload, headers=headers,
-                                          timeout=self._timeout, retries=False, redirect=False,
-                                          preload_content=True)
+            response = self._adapter.poolmanager.urlopen(
+                request.method,
+                request.url,
+                body=payload,
+                headers=headers,
+                timeout=self._timeout_within(budget),
+                retries=False,
+                redirect=False,
+                preload_content=True,
+            )
             return HttpResponse(response.status, response.data)
         except NewConnectionError as e:  # a subclass of urllib3's ConnectTimeoutError, but a refusal
             raise CosTransportError(f"connection failed: {type(e).__name__}: {_short(e)}") from e
@@ -152,6 +173,13 @@ class Transport:
             raise CosTransportError(f"connection failed: {type(e).__name__}: {_short(e)}") from e
         except OSError as e:  # raw socket errors urllib3 did not wrap
             raise CosTransportError(f"connection failed: {type(e).__name__}: {_short(e)}") from e
+
+    def _timeout_within(self, budget: float | None) -> urllib3.Timeout:
+        if budget is None:
+            return self._timeout
+        return urllib3.Timeout(
+            connect=self._timeout.connect_timeout, read=self._timeout.read_timeout, total=max(budget, MIN_BUDGET)
+        )
 
     def close(self) -> None:
         self._closed.set()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,9 @@ import pytest
 
 from airflow_provider_cos.emulator import DEMO
 from airflow_provider_cos.hooks.cos import CosHook
+from airflow_provider_cos.protocol.errors import CosTransportError
 from tests.airflow.conftest import MiB, conn_json, make_file
+from tests.support.silentserver import SilentServer
 
 
 @pytest.mark.parametrize("conn_id", ["cos_default", "cos_v2"])
@@ -80,8 +84,9 @@ def _contains_signature(text: str) -> bool:
     return False
 
 
-def test_secret_key_and_signatures_never_logged(cos_conns: Any, tmp_path: Path,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_secret_key_and_signatures_never_logged(
+    cos_conns: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     src = make_file(tmp_path / "b.bin", 2 * MiB + 1)
     caplog.set_level(logging.DEBUG)
     hook = CosHook()
@@ -94,3 +99,58 @@ def test_secret_key_and_signatures_never_logged(cos_conns: Any, tmp_path: Path,
     assert DEMO.secret_key not in text
     assert not _contains_signature(text)
     assert "Authorization" not in text
+
+
+def test_test_button_answers_in_bounded_time_when_the_host_never_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One attempt with short timeouts, whatever the connection's own timeouts, retries and deadline."""
+    with SilentServer() as silent:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_COS_SILENT",
+            conn_json(silent.url, connect_timeout=10, read_timeout=120, max_retries=5, retry_deadline=600),
+        )
+        started = time.monotonic()
+        ok, message = CosHook("cos_silent").test_connection()
+        elapsed = time.monotonic() - started
+        accepted = silent.accepted
+    assert ok is False and elapsed < 20, (elapsed, message)
+    assert accepted == 1  # the request really went out, once: no retries
+    assert f"Cannot reach {silent.url}" in message and "no answer" in message
+
+
+def test_upload_with_a_short_retry_deadline_fails_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = make_file(tmp_path / "a.bin", 1000)
+    with SilentServer() as silent:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_COS_SILENT",
+            conn_json(silent.url, connect_timeout=10, read_timeout=120, max_retries=5, retry_deadline=2),
+        )
+        started = time.monotonic()
+        with pytest.raises(CosTransportError) as info:
+            CosHook("cos_silent").upload_file(str(src), "/dir/a.bin")
+        elapsed = time.monotonic() - started
+        assert silent.accepted >= 1
+    assert 1.5 < elapsed < 10, elapsed
+    assert "retry deadline of 2 s" in str(info.value)
+
+
+def test_test_messages_name_the_endpoint_and_bucket_not_airflows_temporary_id(
+    cos_conns: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow's Test button tests a copy stored under a random id (``iBg2s4j5``) the user never made."""
+    temporary_id = "iBg2s4j5"
+    cases = {
+        "right key": (conn_json(cos_conns.url), "Connected to"),
+        "wrong key": (conn_json(cos_conns.url, secret_key="wrong-key"), "Authentication failed"),
+        "no bucket": (conn_json(cos_conns.url, bucket="nosuchbucket"), "not found"),
+        "bad app_id": (conn_json(cos_conns.url, app_id="12ab"), "extra field 'app_id'"),
+    }
+    conflicting = json.loads(conn_json(cos_conns.url))
+    conflicting["port"] = 1
+    cases["port conflict"] = (json.dumps(conflicting), "names port")
+    for name, (conn, expected) in cases.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{temporary_id.upper()}", conn)
+        ok, message = CosHook(temporary_id).test_connection()
+        assert ok is (name == "right key") and expected in message, (name, message)
+        assert temporary_id not in message and temporary_id.upper() not in message, (name, message)
+        if name != "bad app_id" and name != "port conflict":
+            assert cos_conns.url in message, (name, message)

@@ -64,24 +64,30 @@ def test_exhaustion_raises_the_typed_error() -> None:
     assert info.value is err
 
 
-@pytest.mark.parametrize("error", [
-    CosTransportError("reset"),
-    CosServerError("503", status=503),
-    CosProtocolError("garbage"),
-    error_from_envelope(-71, "ERROR_CMD_OPERATE_TOO_FAST", 400),
-    error_from_envelope(-143, "ERROR_CMD_COS_DIR_WRITE_TOO_FAST", 400),
-    error_from_envelope(-181, "", 502),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        CosTransportError("reset"),
+        CosServerError("503", status=503),
+        CosProtocolError("garbage"),
+        error_from_envelope(-71, "ERROR_CMD_OPERATE_TOO_FAST", 400),
+        error_from_envelope(-143, "ERROR_CMD_COS_DIR_WRITE_TOO_FAST", 400),
+        error_from_envelope(-181, "", 502),
+    ],
+)
 def test_retryable_errors(error: Exception) -> None:
     assert policy().begin().increment(error).attempts == 1
 
 
-@pytest.mark.parametrize("error", [
-    CosAuthError("bad key", code=-95),
-    CosInvalidRequestError("param", code=-61),
-    CosPathError("bad path", code=-180),
-    error_from_envelope(-166, "ERROR_CMD_COS_INDEX_ERROR", 400),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        CosAuthError("bad key", code=-95),
+        CosInvalidRequestError("param", code=-61),
+        CosPathError("bad path", code=-180),
+        error_from_envelope(-166, "ERROR_CMD_COS_INDEX_ERROR", 400),
+    ],
+)
 def test_never_retried(error: Exception) -> None:
     with pytest.raises(type(error)):
         policy().begin().increment(error)
@@ -127,3 +133,26 @@ def test_policy_is_immutable_and_shareable() -> None:
 def test_never() -> None:
     with pytest.raises(CosTransportError):
         RetryPolicy.never().begin().increment(CosTransportError("x"))
+
+
+def test_remaining_counts_down_from_begin() -> None:
+    clock = FakeClock()
+    assert policy(deadline=10.0, clock=clock).remaining() is None  # no sequence begun
+    p = policy(deadline=10.0, clock=clock).begin()
+    clock.now += 4.0
+    assert p.remaining() == 6.0
+    clock.now += 7.0
+    assert p.remaining() == 0.0
+    assert policy(deadline=None, clock=clock).begin().remaining() is None
+
+
+def test_deadline_error_keeps_its_type_and_names_the_deadline() -> None:
+    clock = FakeClock()
+    p = policy(max_attempts=100, backoff_base=1.0, backoff_cap=1.0, deadline=10.0, clock=clock).begin()
+    p = p.increment(CosTransportError("a"))
+    clock.now += 9.5
+    with pytest.raises(CosTransportError) as info:
+        p.increment(CosTransportError("timed out", operation="stat", path="/x"))
+    text = str(info.value)
+    assert "retry deadline of 10 s" in text and "2 attempt(s)" in text
+    assert text.startswith("timed out") and "op=stat" in text and "path=/x" in text

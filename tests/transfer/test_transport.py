@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from airflow_provider_cos.protocol.errors import CosTransportError
 from airflow_provider_cos.protocol.messages import HttpRequest
 from airflow_provider_cos.transfer.transport import USER_AGENT, Transport
+from tests.support.silentserver import SilentServer
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -69,8 +71,11 @@ def test_headers_and_a_streamed_memoryview_body(server: str) -> None:
     t = _transport()
     buf = bytearray(b"PRE" + bytes(range(256)) * 400 + b"SUF")
     progress: list[int] = []
-    req = HttpRequest("POST", server + "/files/v2/x?op=1", {"Authorization": "SIG", "Accept": "application/json",
-                                                            "Content-Type": "multipart/form-data; boundary=B"})
+    req = HttpRequest(
+        "POST",
+        server + "/files/v2/x?op=1",
+        {"Authorization": "SIG", "Accept": "application/json", "Content-Type": "multipart/form-data; boundary=B"},
+    )
     resp = t.send(req, body=memoryview(buf), payload_len=len(buf) - 6, on_progress=progress.append)
     assert resp.status == 200 and resp.body == b'{"code":0,"message":"SUCCESS"}'
     seen = _Handler.seen[-1]
@@ -123,6 +128,19 @@ def test_failures_become_cos_transport_errors(server: str) -> None:
     with pytest.raises(CosTransportError, match="closed") as info:
         t.send(HttpRequest("GET", server + "/x", {}))
     assert not info.value.retryable
+
+
+def test_budget_cuts_short_an_attempt_at_a_host_that_never_answers() -> None:
+    """The retry deadline's remainder bounds one attempt, whatever the read timeout."""
+    t = _transport(timeout=(5.0, 60.0))
+    with SilentServer() as silent:
+        started = time.monotonic()
+        with pytest.raises(CosTransportError, match="timed out"):
+            t.send(HttpRequest("GET", silent.url + "/x", {}), budget=0.5)
+        elapsed = time.monotonic() - started
+        assert silent.accepted == 1
+    assert 0.4 < elapsed < 5
+    t.close()
 
 
 def test_tls_is_verified_against_the_requests_ca_bundle() -> None:
