@@ -1,18 +1,39 @@
-"""Operator extra link: the uploaded object's URL."""
+"""Operator extra link: the uploaded object's URL on the endpoint it was uploaded to."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperatorLink
+
+from airflow_provider_cos.protocol.paths import resource_url
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
+    from airflow_provider_cos.hooks.connection import CosConnectionConfig
+
+TENCENT_DOMAIN = "myqcloud.com"
+
+
+def object_link_url(config: CosConnectionConfig, bucket: str, cos_path: str, access_url: str) -> str:
+    """Where the "COS object" button goes for ``cos_path`` uploaded through ``config``.
+
+    On Tencent's endpoint (a host under ``myqcloud.com``): the ``access_url`` the service returned, its
+    download domain. Anywhere else (the emulator, a proxy, a private deployment), where that domain
+    does not hold the object: the object's URL on the configured endpoint,
+    ``<endpoint>/files/vN/<appid>/<bucket><path>``.
+    """
+    host = (urlsplit(config.endpoint).hostname or "").lower()
+    if access_url and (host == TENCENT_DOMAIN or host.endswith("." + TENCENT_DOMAIN)):
+        return access_url
+    return resource_url(config.endpoint, config.api_version, config.appid, bucket, cos_path)
+
 
 class CosObjectLink(BaseOperatorLink):
-    """"COS object" button: the object's ``access_url`` (``url`` when the server gave no access_url).
+    """ "COS object" button: the uploaded object on the connection's endpoint (see :func:`object_link_url`).
 
     Airflow 3 calls :meth:`get_link` when the task finishes, on the operator that ran, and stores the
     answer in XCom under :attr:`xcom_key`, where the UI reads it. The operator keeps the URL of its

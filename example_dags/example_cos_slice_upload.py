@@ -4,7 +4,8 @@ Tasks: ``make_artifact`` writes ``artifact_mib`` MiB of deterministic pseudo-ran
 48, or ``COS_EXAMPLE_ARTIFACT_MIB``), ``upload`` sends it with :class:`CosSliceUploadOperator`
 (connection ``cos_default``), ``wait_complete`` is the deferrable completion sensor, ``check_object``
 pulls ``resource_path`` from XCom and compares the object's size and SHA-1 with the artifact's, and
-``cleanup`` removes the local file.
+``cleanup`` (a teardown: it runs even when the upload failed, which still fails the run) removes the
+local file.
 
 Run it against the embedded emulator with ``python -m airflow_provider_cos.demo``.
 """
@@ -27,7 +28,10 @@ from airflow_provider_cos.sensors.cos import CosUploadCompleteSensor
 
 CONN_ID = os.environ.get("COS_EXAMPLE_CONN_ID", "cos_default")
 DEFAULT_ARTIFACT_MIB = int(os.environ.get("COS_EXAMPLE_ARTIFACT_MIB", "48"))
-COS_PATH = "/airflow-example/{{ ds }}/artifact-{{ params.artifact_mib }}mib.bin"
+# Not ``{{ ds }}``: a run triggered with ``"logical_date": null`` (Airflow 3) has no ``ds``. The logical
+# date when the run has one (scheduled runs, backfills), else the time the run was created for.
+RUN_DATE = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
+COS_PATH = "/airflow-example/" + RUN_DATE + "/artifact-{{ params.artifact_mib }}mib.bin"
 CHUNK = 1024 * 1024
 
 
@@ -94,12 +98,15 @@ def example_cos_slice_upload() -> None:
                 json.dump({"resource_path": resource_path, "size": artifact["size"], "sha1": artifact["sha1"]}, fh)
         return resource_path
 
-    @task(trigger_rule="all_done")
+    @task
     def cleanup(artifact: dict) -> None:
         shutil.rmtree(os.path.dirname(artifact["path"]), ignore_errors=True)
 
     checked = check_object(upload.output, artifact)
-    artifact >> upload >> wait_complete >> checked >> cleanup(artifact)
+    artifact >> upload >> wait_complete >> checked
+    # A teardown runs whatever happened upstream but, unlike a trigger_rule="all_done" leaf, does not
+    # decide the run's state: a failed upload fails the run.
+    checked >> cleanup(artifact).as_teardown(setups=artifact)
 
 
 example_cos_slice_upload()

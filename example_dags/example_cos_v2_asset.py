@@ -73,11 +73,13 @@ def example_cos_v2_asset_producer() -> None:
         timeout=600,
     )
 
-    @task(trigger_rule="all_done")
+    @task
     def cleanup(report: dict) -> None:
         shutil.rmtree(os.path.dirname(report["path"]), ignore_errors=True)
 
-    report >> upload >> wait >> cleanup(report)
+    report >> upload >> wait
+    # A teardown, not a trigger_rule="all_done" leaf: it always runs, and a failed upload fails the run.
+    wait >> cleanup(report).as_teardown(setups=report)
 
 
 @dag(

@@ -22,6 +22,7 @@ from airflow_provider_cos.hooks.connection import (
     form_widgets,
     hook_ui_field_behaviour,
 )
+from airflow_provider_cos.hooks.masking import no_short_secret_warning
 from airflow_provider_cos.protocol.errors import (
     CosAlreadyExistsError,
     CosAuthError,
@@ -114,7 +115,8 @@ class CosHook(BaseHook):
             raise CosConfigError(f"connection {self.cos_conn_id!r}: {exc.message}") from exc
 
     def _read_config(self) -> CosConnectionConfig:
-        conn = self.get_connection(self.cos_conn_id)
+        with no_short_secret_warning():  # "v1", "gz"... in extra are not secrets: see hooks/masking.py
+            conn = self.get_connection(self.cos_conn_id)
         config = CosConnectionConfig.from_values(
             conn_id=self.cos_conn_id,
             login=conn.login,
@@ -122,7 +124,7 @@ class CosHook(BaseHook):
             host=conn.host,
             port=conn.port,
             schema=conn.schema,
-            extra=conn.extra_dejson,
+            extra=conn.extra,  # the JSON text: extra_dejson would pass every value to the masker again
         )
         _mask(config.secret_key)
         return config

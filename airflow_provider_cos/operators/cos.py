@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_cos.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_cos.hooks.cos import CosHook, cos_asset_uri
-from airflow_provider_cos.links import CosObjectLink
+from airflow_provider_cos.links import CosObjectLink, object_link_url
 from airflow_provider_cos.operators.checkpoint import TaskStateCheckpointStore
 from airflow_provider_cos.protocol.errors import (
     CosAlreadyExistsError,
@@ -194,6 +194,7 @@ class CosSliceUploadOperator(BaseOperator):
             "instant upload" if result.instant else f"{result.bytes_sent} bytes sent in {result.slices_sent} slice(s)",
             result.resource_path,
         )
+        self.object_url = object_link_url(hook.config, bucket, cos_path, result.access_url)
         self._publish(context, result, hook.asset_uri(cos_path, bucket))
         return result.resource_path
 
@@ -230,7 +231,6 @@ class CosSliceUploadOperator(BaseOperator):
         ti = context["ti"]
         for key in XCOM_KEYS:
             ti.xcom_push(key=key, value=getattr(result, key))
-        self.object_url = result.access_url or result.url
         extra: dict[str, JsonValue] = {"resource_path": result.resource_path, "sha1": result.sha1,
                                        "size": result.size}
         for outlet in self.outlets or ():

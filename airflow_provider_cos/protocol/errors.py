@@ -48,6 +48,11 @@ class CosError(Exception):
         self.path = path
         super().__init__(self._render())
 
+    def __str__(self) -> str:
+        # rendered now, not at construction: ``operation``/``path`` are often filled in later, by the
+        # requester that knows the request the error belongs to
+        return self._render()
+
     def _render(self) -> str:
         parts = [self.message]
         details = []

@@ -10,15 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, TaskDeferralTimeout
 
 from airflow_provider_cos.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_cos.hooks.cos import CosHook
 from airflow_provider_cos.protocol.errors import CosAuthError, CosConfigError, CosError
-from airflow_provider_cos.triggers.cos import CosUploadCompleteTrigger
+from airflow_provider_cos.triggers.cos import CosUploadCompleteTrigger, timed_out_message
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+#: The deferral timeout given to Airflow exceeds the trigger's own deadline by this much, so that the
+#: trigger, which knows the object's state, normally ends the wait. Airflow's "Trigger timeout" stays a
+#: backstop (no triggerer running, a stat hanging in retries); it fails with the same message.
+DEFERRAL_TIMEOUT_GRACE = timedelta(seconds=60)
 
 
 class CosUploadCompleteSensor(BaseSensorOperator):
@@ -29,6 +34,9 @@ class CosUploadCompleteSensor(BaseSensorOperator):
 
     ``deferrable=True`` pokes once, then hands the waiting to :class:`CosUploadCompleteTrigger` in the
     triggerer (polling every ``poke_interval`` seconds until ``timeout``).
+
+    Both modes time out alike: :class:`AirflowSensorTimeout` with ``timed out waiting for <path>: still
+    missing`` (or ``incomplete (<filelen>/<filesize>)``), so ``soft_fail`` and callbacks see one thing.
     """
 
     template_fields: Sequence[str] = ("cos_path", "bucket", "expected_sha1")
@@ -52,6 +60,7 @@ class CosUploadCompleteSensor(BaseSensorOperator):
         self.expected_size = expected_size
         self.expected_sha1 = expected_sha1
         self.deferrable = deferrable
+        self._last_stat: dict[str, Any] | None = None
 
     @cached_property
     def hook(self) -> CosHook:
@@ -67,6 +76,7 @@ class CosUploadCompleteSensor(BaseSensorOperator):
                 self.log.warning("stat of %s failed, trying again next poke: %s", self.cos_path, exc)
                 return PokeReturnValue(is_done=False)
             raise AirflowFailException(f"Cannot check {self.cos_path}: {exc}") from exc
+        self._last_stat = stat
         return self.evaluate(stat)
 
     def evaluate(self, stat: dict[str, Any] | None) -> PokeReturnValue:
@@ -91,7 +101,10 @@ class CosUploadCompleteSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as exc:  # Airflow's "Sensor has timed out; run duration of ..."
+                raise AirflowSensorTimeout(timed_out_message(self.cos_path, self._last_stat)) from exc
         result = self.poke(context)
         if result.is_done:
             return result.xcom_value
@@ -105,12 +118,32 @@ class CosUploadCompleteSensor(BaseSensorOperator):
                 deadline=time.time() + timeout if timeout else None,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=timeout) if timeout else None,
+            timeout=timedelta(seconds=timeout) + DEFERRAL_TIMEOUT_GRACE if timeout else None,
         )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSensorTimeout as exc:
+            if not isinstance(exc.__cause__, TaskDeferralTimeout):
+                raise
+            # Airflow ended the deferral ("Trigger timeout") before the trigger's deadline did: look once
+            # more, to name the state as the trigger would have (or succeed if the object is there now).
+            try:
+                stat = self.hook.stat(self.cos_path, self.bucket)
+            except CosError as stat_error:
+                message = f"timed out waiting for {self.cos_path}: state unknown ({stat_error})"
+            else:
+                if stat is not None and stat.get("complete"):
+                    return self.evaluate(stat).xcom_value
+                message = timed_out_message(self.cos_path, stat)
+            raise AirflowSensorTimeout(message) from exc
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         if not event:
             raise AirflowException(f"Trigger for {self.cos_path} ended without an event")
+        if event.get("status") == "timeout":
+            raise AirflowSensorTimeout(event.get("message"))
         if event.get("status") != "success":
             raise AirflowException(f"Waiting for {self.cos_path} failed: {event.get('message')}")
         result = self.evaluate(event.get("stat"))

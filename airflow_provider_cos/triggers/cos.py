@@ -17,10 +17,18 @@ def _event(payload: dict[str, Any]) -> TriggerEvent:
     return TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
 
+def timed_out_message(cos_path: str, stat: dict[str, Any] | None) -> str:
+    """The one timeout message of the sensor, in poke and deferrable mode alike (``stat`` is the last
+    one seen: ``None`` for a missing object)."""
+    state = "missing" if stat is None else f"incomplete ({stat.get('filelen')}/{stat.get('filesize')})"
+    return f"timed out waiting for {cos_path}: still {state}"
+
+
 class CosUploadCompleteTrigger(BaseTrigger):
     """Fire when ``cos_path`` exists and ``filelen == filesize``.
 
-    Events: ``{"status": "success", "stat": {...}}`` or ``{"status": "error", "message": "..."}``.
+    Events: ``{"status": "success", "stat": {...}}``, ``{"status": "timeout", "message": "..."}`` when the
+    deadline passed, or ``{"status": "error", "message": "..."}``.
     The blocking HTTP calls run in a worker thread (``asyncio.to_thread``), never on the event loop.
     Retryable failures (timeouts, 5xx) keep the trigger polling; other COS errors end it with an error.
 
@@ -78,9 +86,7 @@ class CosUploadCompleteTrigger(BaseTrigger):
                 if stat is not None:
                     self.log.info("%s: %s of %s bytes stored", self.cos_path, stat.get("filelen"), stat.get("filesize"))
                 if self.deadline is not None and time.time() >= self.deadline:
-                    state = "missing" if stat is None else f"incomplete ({stat.get('filelen')}/{stat.get('filesize')})"
-                    message = f"timed out waiting for {self.cos_path}: still {state}"
-                    yield _event({"status": "error", "message": message})
+                    yield _event({"status": "timeout", "message": timed_out_message(self.cos_path, stat)})
                     return
                 await asyncio.sleep(self.poll_interval)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from typing import Any
 
@@ -38,7 +39,8 @@ def _expected_sha1(mib: int, seed: str) -> str:
 def test_example_dags_parse() -> None:
     bag = _dagbag()
     assert {"example_cos_slice_upload", "example_cos_v2_asset_producer", "example_cos_v2_asset_consumer"} <= set(
-        bag.dags)
+        bag.dags
+    )
     upload = bag.dags["example_cos_slice_upload"].task_dict["upload"]
     assert upload.template_fields == ("local_path", "cos_path", "bucket", "biz_attr")
     producer = bag.dags["example_cos_v2_asset_producer"].task_dict["upload_report"]
@@ -65,8 +67,11 @@ def test_example_slice_upload_v1(cos_conns: Any) -> None:
 
     uri = f"cos://{DEMO.bucket}-{DEMO.appid}" + resource_path.split(f"/{DEMO.appid}/{DEMO.bucket}", 1)[1]
     with create_session() as session:
-        events = session.scalars(select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                                 .where(AssetModel.uri == uri, AssetEvent.source_run_id == dag_run.run_id)).all()
+        events = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri, AssetEvent.source_run_id == dag_run.run_id)
+        ).all()
         assert [e.extra["resource_path"] for e in events] == [resource_path]
     assert tis["upload"].xcom_pull(task_ids="upload", key="sha1") == _expected_sha1(4, "cos-example-4")
     assert tis["upload"].xcom_pull(task_ids="upload", key="access_url")
@@ -86,3 +91,47 @@ def test_example_v2_asset_producer_and_consumer(cos_conns: Any) -> None:
     assert consumer.state == DagRunState.SUCCESS
     stat = _tis(consumer)["inspect_report"].xcom_pull(task_ids="inspect_report")
     assert stat["sha"] == _expected_sha1(3, "cos-v2-report-3")
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "conn_var", "upload_task", "cleanup_task", "conf"),
+    [
+        ("example_cos_slice_upload", "AIRFLOW_CONN_COS_DEFAULT", "upload", "cleanup", {"artifact_mib": 2}),
+        ("example_cos_v2_asset_producer", "AIRFLOW_CONN_COS_V2", "upload_report", "cleanup", {"report_mib": 2}),
+    ],
+)
+def test_a_failed_upload_fails_the_run(
+    cos_conns: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    dag_id: str,
+    conn_var: str,
+    upload_task: str,
+    cleanup_task: str,
+    conf: dict[str, int],
+) -> None:
+    """Users copy the examples: an upload that fails must fail the run, while the cleanup still runs."""
+    from airflow.utils.state import DagRunState
+
+    from tests.airflow.conftest import conn_json
+
+    api_version = "v2" if "V2" in conn_var else "v1"
+    monkeypatch.setenv(conn_var, conn_json(cos_conns.url, api_version=api_version, secret_key="not-the-key"))
+    run = _dagbag().dags[dag_id].test(run_conf=conf)
+    tis = _tis(run)
+    assert tis[upload_task].state == "failed", {k: v.state for k, v in tis.items()}
+    assert tis[cleanup_task].state == "success"  # the teardown still ran
+    (maker,) = (t for t in tis if t.startswith("make_"))
+    assert not os.path.exists(tis[maker].xcom_pull(task_ids=maker)["path"])  # and removed the local file
+    assert run.state == DagRunState.FAILED
+
+
+def test_example_runs_without_a_logical_date(cos_conns: Any) -> None:
+    """Airflow 3 runs may have no logical date (REST API ``"logical_date": null``): no ``ds`` in the
+    context. The example's templates use the run's ``run_after`` then."""
+    from airflow.utils.state import DagRunState
+
+    run = _dagbag().dags["example_cos_slice_upload"].test(logical_date=None, run_conf={"artifact_mib": 2})
+    assert run.logical_date is None
+    assert run.state == DagRunState.SUCCESS, {k: v.state for k, v in _tis(run).items()}
+    resource_path = _tis(run)["upload"].xcom_pull(task_ids="upload")
+    assert resource_path.endswith(f"/airflow-example/{run.run_after:%Y-%m-%d}/artifact-2mib.bin")

@@ -88,6 +88,7 @@ def test_throttling_is_retried(make_client: Make, emulator: CosEmulator, src: tu
     emulator.add_fault(FaultRule(op="upload_slice_data", code=code, times=2))
     client = make_client("v2")
     client.upload_file(str(path), "/f.bin")
+    assert emulator.stats.faults_fired == 2  # both throttling answers were given, and retried past
     check_object(client, emulator, "/f.bin", sha1)
 
 
@@ -97,6 +98,7 @@ def test_dropped_connection_is_retried(make_client: Make, emulator: CosEmulator,
     emulator.add_fault(FaultRule(op=SLICE_OP[api_version], drop=True, times=2))
     client = make_client(api_version)
     client.upload_file(str(path), "/f.bin")
+    assert emulator.stats.faults_fired == 2  # both connections were dropped, and retried past
     check_object(client, emulator, "/f.bin", sha1)
 
 
