@@ -13,15 +13,31 @@ import sys
 import threading
 from types import FrameType
 
-from airflow_provider_cos.emulator.config import DEMO
+from airflow_provider_cos.emulator.config import DEMO, validate_region, validate_session_ttl
 from airflow_provider_cos.emulator.server import CosEmulator, EmulatorPortInUseError
+from airflow_provider_cos.emulator.storage import DEFAULT_SESSION_TTL
 from airflow_provider_cos.protocol.errors import CosConfigError
+
+
+def _region(text: str) -> str:
+    try:
+        return validate_region(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _ttl(text: str) -> float:
+    try:
+        return validate_session_ttl(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m airflow_provider_cos.emulator",
-                                     description="Local emulator of the COS JSON API (/files/v1, /files/v2). "
-                                                 "Without flags: port 8089, the demo credentials below and a "
+                                     description="Local emulator of COS: the JSON API (/files/v1, /files/v2) "
+                                                 "and the XML API on one port. Without flags: port 8089, the demo "
+                                                 "credentials below and a "
                                                  "temporary data directory.")
     parser.add_argument("--port", type=int, default=8089,
                         help="port on 127.0.0.1; 0 picks a free one; a busy port is an error (default: %(default)s)")
@@ -32,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret-key", default=DEMO.secret_key, help="(default: the demo value %(default)s)")
     parser.add_argument("--serial-upload", action="store_true", help="answer serial_upload=1")
     parser.add_argument("--slice-size", type=int, default=None, help="force the slice size the server answers")
+    parser.add_argument("--session-ttl", type=_ttl, default=DEFAULT_SESSION_TTL, metavar="SECONDS",
+                        help="discard an unfinished upload idle this long, with its data (default: %(default)s)")
+    parser.add_argument("--region", type=_region, default="ap-guangzhou",
+                        help="region of the XML API host names <bucket>-<appid>.cos.<region>.myqcloud.com "
+                             "(default: %(default)s)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -44,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(exc.message)
     emulator.settings.serial_upload = args.serial_upload
     emulator.settings.slice_size = args.slice_size
+    emulator.settings.session_ttl = args.session_ttl
+    emulator.settings.xml_region = args.region
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -59,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         sys.stdout.write(emulator.url + "\n")
         sys.stdout.flush()
+        print(emulator.xml_help(), file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass
     finally:

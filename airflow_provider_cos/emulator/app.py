@@ -1,10 +1,11 @@
-"""The COS JSON API service (COS_JSON_API.md §7): routing, auth, faults, control endpoints.
+"""The COS service: routing, the one request pipeline, auth, faults, control endpoints.
 
 :class:`CosApp` is transport-independent: the HTTP layer hands it an :class:`Exchange` (method, target,
-headers, a body reader) and sends back the :class:`Reply`. Every failure is an envelope
-``{"code","message","data"}`` with the HTTP status from the protocol's ``ERROR_TABLE``; only a bug gives
-a 500 (and is logged). Both ``/files/v1`` and ``/files/v2`` are served; the operations themselves are
-in :mod:`airflow_provider_cos.emulator.operations`.
+headers, a body reader) and sends back the :class:`Reply`. ``/files/v1`` and ``/files/v2`` are the JSON
+API (failures are envelopes ``{"code","message","data"}`` with the HTTP status from ``ERROR_TABLE``);
+every other URL is the XML API (failures are ``<Error>`` documents, see :mod:`.xmlapi`). All three
+generations go through :meth:`CosApp._handle_api` once; only a bug gives a 500 (and is logged). The
+operations themselves are in :mod:`airflow_provider_cos.emulator.operations` and :mod:`.xmlapi`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,23 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_cos.emulator.config import BucketConfig, EmulatorSettings
 from airflow_provider_cos.emulator.faults import FaultBook, FaultRule, StatsCounter
-from airflow_provider_cos.emulator.httpio import BadRequest, RequestBody, read_body
+from airflow_provider_cos.emulator.httpio import (
+    BadRequest,
+    NullSink,
+    RequestBody,
+    Sink,
+    SpoolSink,
+    read_body,
+    read_raw,
+    read_small,
+)
 from airflow_provider_cos.emulator.operations import CosOperations, Ctx
 from airflow_provider_cos.emulator.replies import (
     ApiError,
@@ -33,8 +44,23 @@ from airflow_provider_cos.emulator.replies import (
     error_reply,
     ok,
 )
-from airflow_provider_cos.emulator.storage import BucketStore, SessionBusy, SessionGone, SliceWriter
-from airflow_provider_cos.protocol.errors import CosAuthError
+from airflow_provider_cos.emulator.storage import (
+    BucketStore,
+    SessionBusy,
+    SessionGone,
+    SliceWriter,
+    is_storage_full,
+)
+from airflow_provider_cos.emulator.xmlapi import (
+    DATA_OPS,
+    MAX_COMPLETE_BODY,
+    MAX_PART_SIZE,
+    XmlError,
+    XmlOperations,
+    XmlRoute,
+    xml_data_hashers,
+)
+from airflow_provider_cos.protocol.errors import CosAuthError, xml_spec
 from airflow_provider_cos.protocol.paths import decode_path
 from airflow_provider_cos.protocol.signing import SignatureFields, verify
 
@@ -42,9 +68,29 @@ log = logging.getLogger("airflow_provider_cos.emulator")
 
 _ROUTE = re.compile(r"^/files/(v1|v2)/([^/?]+)/([^/?]+)(/[^?]*)?$")
 ONCE_OPS = frozenset({"delete", "update", "move", "copy"})
+STORAGE_FULL_CODE = -4023
 
 
-class CosApp(CosOperations):
+@dataclass
+class Request:
+    """One routed API request on its way through the pipeline, with the once-only decisions it collects."""
+
+    ex: Exchange
+    api_version: str
+    cfg: BucketConfig
+    store: BucketStore
+    raw_obj: str
+    path: str
+    query_fields: dict[str, str]
+    sign_param: str | None
+    op: str = ""  # known from the URL (XML); JSON ops come with the body
+    xml: XmlRoute | None = None
+    auth: tuple[str, SignatureFields | XmlRoute | Exception] | None = None
+    fault_decided: bool = False
+    fault_rule: FaultRule | None = None
+
+
+class CosApp(CosOperations, XmlOperations):
     """The emulated service. Thread-safe: state lives in :class:`BucketStore` objects and locked counters."""
 
     def __init__(
@@ -55,6 +101,7 @@ class CosApp(CosOperations):
         faults: FaultBook,
         stats: StatsCounter,
         base_url: Callable[[], str],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.tmp_dir = data_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -67,9 +114,11 @@ class CosApp(CosOperations):
         self.faults = faults
         self.stats = stats
         self._base_url = base_url
+        self._clock = clock
         self._buckets: dict[tuple[str, str], tuple[BucketConfig, BucketStore]] = {}
         for cfg in buckets:
-            store = BucketStore(data_dir / "buckets" / f"{cfg.appid}-{cfg.bucket}", self.tmp_dir)
+            store = BucketStore(data_dir / "buckets" / f"{cfg.appid}-{cfg.bucket}", self.tmp_dir, clock=clock,
+                                session_ttl=lambda: self.settings.session_ttl)
             self._buckets[(cfg.appid, cfg.bucket)] = (cfg, store)
         self._used_once: set[tuple[str, int, str, str]] = set()
         self._once_lock = threading.Lock()
@@ -87,16 +136,98 @@ class CosApp(CosOperations):
         raw_path, _, query = target.partition("?")
         if raw_path.startswith("/_emulator/"):
             return self._control(ex, raw_path, query)
+        xml = not raw_path.startswith("/files/")  # the JSON API lives under /files/v1|v2, XML everywhere else
         try:
-            return self._handle_api(ex, raw_path, query)
+            return self._handle_api(ex, raw_path, query, xml=xml)
+        except XmlError as exc:
+            reply = self.xml_error_reply(exc, resource=self._resource(ex, raw_path), method=ex.method)
+            reply.close = not ex.reader.exhausted  # refused before its body was read
+            return reply
         except ApiError as exc:
             return error_reply(exc.code, exc.detail, status=exc.status)
         except BadRequest as exc:
-            reply = error_reply(exc.code, exc.detail)
+            if xml:
+                reply = self.xml_error_reply(XmlError("InvalidArgument", exc.detail),
+                                             resource=self._resource(ex, raw_path), method=ex.method)
+            else:
+                reply = error_reply(exc.code, exc.detail)
             reply.close = exc.close
             return reply
+        except OSError as exc:
+            if not is_storage_full(exc):
+                raise
+            log.warning("storage full while serving %s: %s", raw_path, exc.strerror)
+            detail = f"the emulator's disk is full ({exc.strerror})"
+            if xml:
+                reply = self.xml_error_reply(XmlError("InsufficientStorage", detail, status=507),
+                                             resource=self._resource(ex, raw_path), method=ex.method)
+            else:
+                reply = error_reply(STORAGE_FULL_CODE, detail)
+            reply.close = not ex.reader.exhausted  # the rest of the body is not read
+            return reply
 
-    def _handle_api(self, ex: Exchange, raw_path: str, query: str) -> Reply:
+    @staticmethod
+    def _resource(ex: Exchange, raw_path: str) -> str:
+        return ex.headers.get("host", "") + raw_path
+
+    def _handle_api(self, ex: Exchange, raw_path: str, query: str, *, xml: bool) -> Reply:
+        """The one pipeline of the three generations: parse (route), read the body into the sink chosen
+        when the data starts, apply faults, authenticate, dispatch. Faults and authentication are each
+        decided once per request (:meth:`_fault`, :meth:`_authenticate` remember their outcome in the
+        :class:`Request`), wherever in the body they are first needed."""
+        req = self._route_xml(ex, raw_path, query) if xml else self._route(ex, raw_path, query)
+        body = self._read_body(req)
+        try:
+            fields = {**req.query_fields, **body.fields}
+            op = req.op or fields.get("op", "").strip()
+            sink = body.upload.sink if body.upload is not None else None
+            if isinstance(sink, SliceWriter) and (
+                    not self._is_slice_data(op, fields) or fields.get("session", "").strip() != sink.state.session
+                    or fields.get("offset", "").strip() != str(sink.offset)):
+                raise ApiError(-61, "op, session or offset changed after the filecontent part")
+            if op:
+                self.stats.request(op)
+            if body.upload is not None and (self._is_slice_data(op, fields) or op == "UploadPart"):
+                self.stats.slice_bytes(body.upload.length)
+            rule = self._fault(req, op, fields, has_file=body.upload is not None)
+            if rule is not None and rule.answers:
+                return self._fault_reply(req, op, rule)
+            signature = self._authenticate(req, op)
+            if req.xml is not None:
+                return self.dispatch_xml(req.xml, ex.method, ex.headers, body.upload, body.raw)
+            if not op:
+                raise ApiError(-60, "no op field")
+            assert not isinstance(signature, XmlRoute)
+            ctx = Ctx(req.api_version, req.cfg, req.store, req.raw_obj, req.path, op, fields, body.upload, signature)
+            return self._dispatch(ctx, ex.method)
+        finally:
+            if body.upload is not None:
+                body.upload.discard()
+
+    def _read_body(self, req: Request) -> RequestBody:
+        ex = req.ex
+        if req.xml is not None and req.op in DATA_OPS:
+            length = ex.headers.get("content-length", "")
+            if length.isdigit() and int(length) > MAX_PART_SIZE:  # refused before 5 GiB are read
+                raise XmlError("EntityTooLarge", "a PutObject body or a part is at most 5 GiB")
+            return read_raw(ex.reader, lambda: self._sink_for(req, {}), xml_data_hashers())
+        if req.xml is not None and req.op == "CompleteMultipartUpload":
+            return RequestBody({}, None, read_small(ex.reader, MAX_COMPLETE_BODY))
+        if req.xml is None and ex.method == "POST":
+            return read_body(ex.reader, ex.headers.get("content-type", ""),
+                             lambda fields, _consumed: self._sink_for(req, {**req.query_fields, **fields}))
+        if not ex.reader.exhausted:
+            ex.reader.drain()
+        return RequestBody({}, None)
+
+    def _route_xml(self, ex: Exchange, raw_path: str, query: str) -> Request:
+        route = self.route_xml(ex.method, raw_path, parse_qsl(query, keep_blank_values=True),
+                               ex.headers.get("host", ""))
+        route.store.expire_sessions()
+        return Request(ex, "xml", route.cfg, route.store, raw_path, "/" + route.key, route.query, None,
+                       op=route.op, xml=route)
+
+    def _route(self, ex: Exchange, raw_path: str, query: str) -> Request:
         query_fields: dict[str, str] = {}
         sign_param: str | None = None
         for key, value in parse_qsl(query, keep_blank_values=True):
@@ -113,70 +244,45 @@ class CosApp(CosOperations):
             raise ApiError(-133, "no such appid/bucket")
         cfg, store = entry
         path = self._decode_path(raw_obj or "/")
+        if ex.method == "GET" and "op" not in query_fields:
+            raise ApiError(-61, "downloads (GET of an object without op=stat or op=list) are not supported "
+                                "by this emulator", status=501)
+        store.expire_sessions()
+        return Request(ex, api_version, cfg, store, raw_obj or "/", path, query_fields, sign_param)
 
-        body = RequestBody({}, None)
-        if ex.method == "POST":
-            def on_file_start(fields: dict[str, str], consumed: int) -> SliceWriter | None:
-                self._maybe_drop(ex, path, fields, consumed, at_file=True)
-                return self._direct_slice(ex, sign_param, cfg, store, api_version, path,
-                                          {**query_fields, **fields})
-
-            body = read_body(ex.reader, ex.headers.get("content-type", ""), self.tmp_dir, on_file_start)
-        elif not ex.reader.exhausted:
-            ex.reader.drain()
+    def _sink_for(self, req: Request, fields: dict[str, str]) -> Sink:
+        """Where the binary part goes, decided when it starts: nowhere if a fault answers the request or the
+        slice request is refused already; straight into the session's data file if it is a valid,
+        authenticated slice; else a spool file."""
+        op = req.op or fields.get("op", "").strip()
+        rule = self._fault(req, op, fields, has_file=True)
+        if rule is not None and rule.answers:
+            return NullSink()
+        if req.xml is not None:
+            try:
+                self._authenticate(req, op)
+            except XmlError:
+                return NullSink()  # refused after the body, with the same error
+            return SpoolSink(self.tmp_dir)
+        if not self._is_slice_data(op, fields) or (req.api_version == "v1") != (op == "upload_slice"):
+            return SpoolSink(self.tmp_dir)
         try:
-            fields = {**query_fields, **body.fields}
-            op = fields.get("op", "").strip()
-            sink = body.upload.sink if body.upload is not None else None
-            if isinstance(sink, SliceWriter) and (
-                    not self._is_slice_data(op, fields) or fields.get("session", "").strip() != sink.state.session
-                    or fields.get("offset", "").strip() != str(sink.offset)):
-                raise ApiError(-61, "op, session or offset changed after the filecontent part")
-            if op:
-                self.stats.request(op)
-            if body.upload is not None and self._is_slice_data(op, fields):
-                self.stats.slice_bytes(body.upload.length)
-            fault_reply = self._apply_fault(path, op, fields, has_file=body.upload is not None)
-            if fault_reply is not None:
-                return fault_reply
-            if isinstance(sink, SliceWriter):  # authenticated when the file part started (same op and path)
-                signature = sink.signature
-            else:
-                signature = self._authenticate(ex, sign_param, cfg, store, api_version, path, op)
-            if not op:
-                raise ApiError(-60, "no op field")
-            ctx = Ctx(api_version, cfg, store, raw_obj or "/", path, op, fields, body.upload, signature)
-            return self._dispatch(ctx, ex.method)
-        finally:
-            if body.upload is not None:
-                body.upload.discard()
-
-    def _direct_slice(self, ex: Exchange, sign_param: str | None, cfg: BucketConfig, store: BucketStore,
-                      api_version: str, path: str, fields: dict[str, str]) -> SliceWriter | None:
-        """A writer straight into the session's data file, when the slice request is valid as far as the
-        fields before the binary part show (auth, session, offset) and no fault rule concerns it;
-        otherwise None (the part is spooled and the request takes the general path)."""
-        op = fields.get("op", "").strip()
-        if not self._is_slice_data(op, fields) or (api_version == "v1") != (op == "upload_slice"):
-            return None
-        if self.faults.would_match(self._op_names(op, fields, True), path):
-            return None
-        try:
-            signature = self._authenticate(ex, sign_param, cfg, store, api_version, path, op)
-            file_path = self._file_path_of(path)
+            self._authenticate(req, op)
         except ApiError:
-            return None
-        state = store.session(fields.get("session", "").strip())
+            return NullSink()  # refused after the body, with the same error
+        state = req.store.session(fields.get("session", "").strip())
         offset_text = fields.get("offset", "").strip()
-        if state is None or state.path != file_path or state.api_version != api_version \
-                or not offset_text.isdigit() or len(offset_text) > 20 or not state.valid_offset(int(offset_text)):
-            return None
         try:
-            writer = store.begin_slice(state, int(offset_text), wait=True)
+            file_path = self._file_path_of(req.path)
+        except ApiError:
+            return SpoolSink(self.tmp_dir)
+        if state is None or state.path != file_path or state.api_version != req.api_version \
+                or not offset_text.isdigit() or len(offset_text) > 20 or not state.valid_offset(int(offset_text)):
+            return SpoolSink(self.tmp_dir)  # answered with the precise error after the body
+        try:
+            return req.store.begin_slice(state, int(offset_text), wait=True)
         except (SessionGone, SessionBusy):
-            return None
-        writer.signature = signature
-        return writer
+            return SpoolSink(self.tmp_dir)
 
     @staticmethod
     def _decode_path(raw: str) -> str:
@@ -206,33 +312,36 @@ class CosApp(CosOperations):
         return (op,)
 
     # ------------------------------------------------------------------------------------ faults
-    def _maybe_drop(self, ex: Exchange, path: str, fields: dict[str, str], consumed: int, *, at_file: bool) -> None:
-        op = fields.get("op", "")
-        rule = self.faults.take(self._op_names(op, fields, at_file), path, drop_only=True)
-        if rule is None:
-            return
-        self.stats.fault()
-        if rule.delay:
-            time.sleep(rule.delay)
-        if rule.after_bytes is not None:
-            while ex.reader.consumed < rule.after_bytes and not ex.reader.exhausted:
-                if not ex.reader.read(min(256 * 1024, rule.after_bytes - ex.reader.consumed)):
-                    break
-        raise DropConnection()
-
-    def _apply_fault(self, path: str, op: str, fields: dict[str, str], *, has_file: bool) -> Reply | None:
-        rule = self.faults.take(self._op_names(op, fields, has_file), path)
+    def _fault(self, req: Request, op: str, fields: Mapping[str, str], *, has_file: bool) -> FaultRule | None:
+        """The fault rule for this request, taken (counted down) once: when the file part starts, or after
+        the body. A drop closes the connection here (after reading ``after_bytes`` of the body); a delay
+        waits here; a rule that answers is returned (the caller answers with it)."""
+        if req.fault_decided:
+            return req.fault_rule
+        req.fault_decided = True
+        rule = req.fault_rule = self.faults.take(self._op_names(op, fields, has_file), req.path)
         if rule is None:
             return None
         self.stats.fault()
         if rule.delay:
             time.sleep(rule.delay)
-        return self._fault_reply(rule)
-
-    @staticmethod
-    def _fault_reply(rule: FaultRule) -> Reply | None:
         if rule.drop:
+            reader = req.ex.reader
+            if rule.after_bytes is not None:
+                while reader.consumed < rule.after_bytes and not reader.exhausted:
+                    if not reader.read(min(256 * 1024, rule.after_bytes - reader.consumed)):
+                        break
             raise DropConnection()
+        return rule
+
+    def _fault_reply(self, req: Request, op: str, rule: FaultRule) -> Reply:
+        if req.xml is not None and not (rule.garbage or rule.empty or rule.plain):
+            code = rule.xml_code or ("SlowDown" if rule.status == 503 else "InternalError")
+            try:
+                status = rule.status or xml_spec(code).http_status
+            except KeyError:
+                status = 500
+            return self.xml_fault_body(op, code, status, self._resource(req.ex, req.raw_obj))
         if rule.garbage:
             return Reply(200, b"<html><body>502 proxy garbage, not JSON</body></html>", "text/html")
         if rule.empty:
@@ -241,13 +350,35 @@ class CosApp(CosOperations):
             if rule.plain:
                 return Reply(rule.status, f"injected HTTP {rule.status}\n".encode(), "text/plain")
             return error_reply(rule.code if rule.code is not None else -181, "injected fault", status=rule.status)
-        if rule.code is not None:
-            return error_reply(rule.code, "injected fault")
-        return None  # pure delay
+        return error_reply(rule.code if rule.code is not None else -181, "injected fault")
 
     # ------------------------------------------------------------------------------------ auth
-    def _authenticate(self, ex: Exchange, sign_param: str | None, cfg: BucketConfig, store: BucketStore,
-                      api_version: str, path: str, op: str) -> SignatureFields:
+    def _authenticate(self, req: Request, op: str) -> SignatureFields | XmlRoute:
+        """The request's verified signature (JSON: its fields; XML: the route it was checked for), checked
+        once (a one-time signature is spent once); a later call returns the same outcome, and refuses an
+        op that changed in between."""
+        if req.auth is not None:
+            auth_op, outcome = req.auth
+            if auth_op != op:
+                raise ApiError(-61, "op changed after the filecontent part")
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+        result: SignatureFields | XmlRoute
+        try:
+            if req.xml is not None:
+                self.verify_xml(req.xml, req.ex.method, req.raw_obj, req.ex.headers)
+                result = req.xml
+            else:
+                result = self._verify(req.ex, req.sign_param, req.cfg, req.path, op)
+        except (ApiError, XmlError) as exc:
+            req.auth = (op, exc)
+            raise
+        req.auth = (op, result)
+        return result
+
+    def _verify(self, ex: Exchange, sign_param: str | None, cfg: BucketConfig, path: str, op: str
+                ) -> SignatureFields:
         header = ex.headers.get("authorization")
         signature = header if header else sign_param
         if signature and sign_param is not None and not header and " " in signature:
@@ -318,7 +449,7 @@ class CosApp(CosOperations):
                 if len(raw) > 1 << 20:
                     return envelope(-61, "control body too large", status=400)
             payload: Any = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return envelope(-61, "control body must be JSON", status=400)
         except BadRequest as exc:
             reply = envelope(-61, exc.detail, status=400)

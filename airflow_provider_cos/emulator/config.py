@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from airflow_provider_cos.emulator.storage import DEFAULT_SESSION_TTL
 from airflow_provider_cos.protocol.paths import validate_appid, validate_bucket
 
 
@@ -43,6 +46,23 @@ MAX_SLICE = 20 * 1024 * 1024
 DEFAULT_SLICE = 1024 * 1024
 
 
+_REGION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?$")
+
+
+def validate_region(text: str) -> str:
+    """A region name as the SDK accepts it (``ap-guangzhou``, ``gz``). Raises ``ValueError``."""
+    if not _REGION.match(text):
+        raise ValueError(f"region must look like ap-guangzhou, not {text!r}")
+    return text
+
+
+def validate_session_ttl(value: Any) -> float:
+    """A session TTL in seconds: a finite number > 0. Raises ``ValueError`` naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"session_ttl must be a positive number of seconds, not {value!r}")
+    return value
+
+
 @dataclass
 class EmulatorSettings:
     """Behaviour switches, changeable while the server runs (attribute writes are atomic in CPython).
@@ -52,7 +72,13 @@ class EmulatorSettings:
       is within 64 KiB..20 MiB (and, for v2, a multiple of 64), else answer 1 MiB.
     * ``delete_requires_once``: delete/update need a one-time signature (the documented rule).
     * ``check_uploadparts``: verify v2 ``uploadparts`` at finish.
-    * ``region``: region used in the returned ``source_url``.
+    * ``region``: region used in the returned ``source_url`` and answered as ``x-cos-bucket-region``
+      (JSON names such as ``gz`` and XML names such as ``ap-guangzhou`` are both accepted).
+    * ``xml_region``: the region of the XML API's host names (any region is accepted in a Host header;
+      this one is shown in the startup help and answered as ``x-cos-bucket-region``).
+    * ``min_part_size``: the smallest non-last part CompleteMultipartUpload accepts (``EntityTooSmall``).
+    * ``session_ttl``: seconds an unfinished upload may stay idle (no slice started or received) before it
+      is discarded with its data (default one day).
     """
 
     serial_upload: bool = False
@@ -60,6 +86,9 @@ class EmulatorSettings:
     delete_requires_once: bool = True
     check_uploadparts: bool = True
     region: str = "gz"
+    session_ttl: float = DEFAULT_SESSION_TTL
+    min_part_size: int = 1024 * 1024
+    xml_region: str = "ap-guangzhou"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,12 +102,17 @@ class EmulatorSettings:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         with self._lock:
             for key, value in values.items():
-                if key == "slice_size":
+                if key == "min_part_size":
+                    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                        raise ValueError("min_part_size must be a non-negative integer")
+                elif key == "slice_size":
                     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                         raise ValueError("slice_size must be a positive integer or null")
-                elif key == "region":
-                    if not isinstance(value, str) or not value:
-                        raise ValueError("region must be a non-empty string")
+                elif key == "session_ttl":
+                    value = validate_session_ttl(value)
+                elif key in ("region", "xml_region"):
+                    if not isinstance(value, str) or not _REGION.match(value):
+                        raise ValueError(f"{key} must be a region name such as ap-guangzhou, not {value!r}")
                 elif not isinstance(value, bool):
                     raise ValueError(f"{key} must be a boolean")
                 setattr(self, key, value)

@@ -25,6 +25,11 @@ class FaultRule:
     ``drop``, ``garbage`` (200 with non-JSON), ``empty`` (200 with no body), ``status`` (that HTTP status
     with a COS envelope of ``code`` or -181, or plain text if ``plain``), ``code`` (a COS error envelope
     with the table's HTTP status). ``delay`` seconds are waited before any answer.
+
+    XML operations (``op`` = ``PutObject``, ``UploadPart``, ``CompleteMultipartUpload``, ...) answer an
+    ``<Error>`` of ``xml_code`` (default ``InternalError`` for 5xx/unset, ``SlowDown`` for 503) with
+    ``status`` or the XML table's status; ``status=200`` on ``CompleteMultipartUpload`` puts that error
+    inside a 200 after keep-alive whitespace, as COS does when a merge fails late.
     """
 
     op: str | None = None
@@ -38,6 +43,7 @@ class FaultRule:
     empty: bool = False
     after_bytes: int | None = None
     plain: bool = False
+    xml_code: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultRule:
@@ -56,6 +62,8 @@ class FaultRule:
             raise ValueError("status must be an HTTP status code")
         if self.code is not None and not isinstance(self.code, int):
             raise ValueError("code must be an integer")
+        if self.xml_code is not None and (not isinstance(self.xml_code, str) or not self.xml_code.isalnum()):
+            raise ValueError("xml_code must be an XML error code such as 'SlowDown'")
         if not isinstance(self.delay, (int, float)) or self.delay < 0 or self.delay > 600:
             raise ValueError("delay must be within 0..600 seconds")
         if self.after_bytes is not None and (not isinstance(self.after_bytes, int) or self.after_bytes < 0):
@@ -64,7 +72,8 @@ class FaultRule:
     @property
     def answers(self) -> bool:
         """True when the rule replaces the answer (not a pure delay)."""
-        return bool(self.drop or self.garbage or self.empty or self.status is not None or self.code is not None)
+        return bool(self.drop or self.garbage or self.empty or self.status is not None or self.code is not None
+                    or self.xml_code is not None)
 
     def matches(self, ops: Iterable[str], path: str) -> bool:
         if self.op is not None and self.op not in set(ops):
@@ -95,20 +104,12 @@ class FaultBook:
         with self._lock:
             return [entry[0] for entry in self._rules]
 
-    def would_match(self, ops: Iterable[str], path: str) -> bool:
-        """True if some rule matches (nothing is counted down)."""
-        ops = tuple(ops)
-        with self._lock:
-            return any(entry[0].matches(ops, path) for entry in self._rules)
-
-    def take(self, ops: Iterable[str], path: str, *, drop_only: bool = False) -> FaultRule | None:
-        """Find, count down and return the first matching rule (only ``drop`` rules if ``drop_only``)."""
+    def take(self, ops: Iterable[str], path: str) -> FaultRule | None:
+        """Find, count down and return the first matching rule."""
         ops = tuple(ops)
         with self._lock:
             for entry in self._rules:
                 rule: FaultRule = entry[0]
-                if drop_only and not rule.drop:
-                    continue
                 if not rule.matches(ops, path):
                     continue
                 if entry[1] is not None:

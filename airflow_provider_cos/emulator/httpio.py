@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl
 
 from airflow_provider_cos.protocol.errors import CosInvalidRequestError
 from airflow_provider_cos.protocol.multipart import (
-    FormEnd,
     MultipartDecoder,
     PartData,
     PartEnd,
@@ -146,42 +145,126 @@ class BodyReader:
 
 
 class Sink(Protocol):
-    """Where the file-start hook wants the binary part written instead of a spool file."""
+    """Where the binary part of a request goes: a spool file, a slice's place in its session's data file,
+    or nowhere (a request a fault answers). ``expected`` is the exact length when known beforehand (the
+    bytes are then read straight from the socket), else None."""
+
+    @property
+    def expected(self) -> int | None: ...
 
     def write(self, data: bytes | bytearray | memoryview, /) -> None: ...
     def abort(self) -> None: ...
 
 
+class SpoolSink:
+    """A spool file in the data directory's ``tmp/`` (removed by :meth:`abort` unless moved away)."""
+
+    expected: int | None = None
+
+    def __init__(self, tmp_dir: Path) -> None:
+        self.path = tmp_dir / f"spool-{uuid.uuid4().hex}"
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def abort(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+class NullSink:
+    """Discards the bytes (the request is answered by a fault or refused: it has no effect)."""
+
+    expected: int | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
 @dataclass
 class Spooled:
-    """The binary part of a request: spooled to ``path``, or written into ``sink`` (then ``path`` is None).
+    """The binary part of a request as written into ``sink``; hashes only when asked for.
+    :meth:`discard` aborts the sink (removes a spool file that the request did not move away)."""
 
-    Hashes are computed only when asked for. :meth:`discard` removes the spool file / aborts the sink
-    if the request did not commit it.
-    """
-
-    path: Path | None
+    sink: Sink
     length: int
     sha1: str | None
     md5: str | None
-    sink: Sink | None = None
+    crc64: str | None = None
+
+    @property
+    def path(self) -> Path | None:
+        """The spool file, when the part was spooled."""
+        return self.sink.path if isinstance(self.sink, SpoolSink) else None
 
     def discard(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-        if self.sink is not None:
-            self.sink.abort()
+        self.sink.abort()
 
 
 @dataclass
 class RequestBody:
     fields: dict[str, str]
     upload: Spooled | None
+    raw: bytes = b""  # a small XML body (CompleteMultipartUpload)
+
+
+def read_raw(reader: BodyReader, sink: Callable[[], Sink], hashers: dict[str, Any]) -> RequestBody:
+    """A body that is the data itself (XML PutObject/UploadPart): into the sink chosen when it starts,
+    hashed with ``hashers`` (``md5``, ``crc64``, ``sha1``) on the way."""
+    target = sink()
+    length = 0
+    try:
+        buf = _direct_buffer()
+        view = memoryview(buf)
+        while not reader.exhausted:
+            n = reader.readinto(view)
+            piece = view[:n]
+            target.write(piece)
+            for h in hashers.values():
+                h.update(piece)
+            length += n
+        if isinstance(target, SpoolSink):
+            target.close()
+    except BaseException:
+        target.abort()
+        raise
+
+    def digest(name: str) -> str | None:
+        h = hashers.get(name)
+        if h is None:
+            return None
+        return str(h.decimal()) if name == "crc64" else str(h.hexdigest())
+
+    return RequestBody({}, Spooled(target, length, digest("sha1"), digest("md5"), digest("crc64")))
+
+
+def read_small(reader: BodyReader, limit: int) -> bytes:
+    """A whole small body (at most ``limit`` bytes, else :class:`BadRequest`)."""
+    raw = bytearray()
+    while True:
+        chunk = reader.read()
+        if not chunk:
+            return bytes(raw)
+        raw += chunk
+        if len(raw) > limit:
+            raise BadRequest(f"body larger than {limit} bytes")
 
 
 #: Called when the binary part starts, with the text fields seen so far and the bytes read so far;
-#: returns a :class:`Sink` to write the part into, or None to spool it.
-FileStartHook = Callable[[dict[str, str], int], "Sink | None"]
+#: returns the :class:`Sink` to write the part into.
+FileStartHook = Callable[[dict[str, str], int], Sink]
 
 
 def _text(value: Any) -> str:
@@ -192,11 +275,11 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def read_body(reader: BodyReader, content_type: str, tmp_dir: Path, on_file_start: FileStartHook) -> RequestBody:
+def read_body(reader: BodyReader, content_type: str, on_file_start: FileStartHook) -> RequestBody:
     """Decode the body by its Content-Type. Raises :class:`BadRequest` for anything malformed."""
     main = content_type.split(";", 1)[0].strip().lower()
     if main == "multipart/form-data":
-        return _read_multipart(reader, content_type, tmp_dir, on_file_start)
+        return _read_multipart(reader, content_type, on_file_start)
     raw = bytearray()
     while True:
         chunk = reader.read()
@@ -217,6 +300,8 @@ def read_body(reader: BodyReader, content_type: str, tmp_dir: Path, on_file_star
         data = json.loads(text)
     except ValueError:
         raise BadRequest("body is neither multipart nor a JSON object") from None
+    except RecursionError:
+        raise BadRequest("JSON body nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("JSON body must be an object")
     return RequestBody({str(k).lower(): _text(v) for k, v in data.items()}, None)
@@ -316,25 +401,26 @@ def _read_direct(feeder: _Feeder, delim: bytes, length: int, sink: Sink, hashers
     feeder.buf, feeder.pos = after, 0
 
 
-def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_file_start: FileStartHook
-                    ) -> RequestBody:
+def _read_multipart(reader: BodyReader, content_type: str, on_file_start: FileStartHook) -> RequestBody:
+    """Text fields into ``fields``; the one ``filecontent`` part into the sink the hook chooses, straight
+    from the socket when the sink knows its length, else through the decoder."""
     try:
-        decoder = MultipartDecoder(parse_boundary(content_type))
+        boundary = parse_boundary(content_type)
     except CosInvalidRequestError as exc:
         raise BadRequest(exc.message) from None
+    decoder = MultipartDecoder(boundary)
+    delim = b"\r\n--" + boundary.encode("latin-1")
+    feeder = _Feeder(reader)
     fields: dict[str, str] = {}
     text_total = 0
     current: str | None = None
     text_buf = bytearray()
-    spool_path: Path | None = None
-    spool_fd: int | None = None
-    spool_len = 0
     sink: Sink | None = None
+    length = 0
+    hashers: list[Any] = []
     sha1: Any = None
     md5: Any = None
     upload: Spooled | None = None
-    feeder = _Feeder(reader)
-    delim = b"\r\n--" + parse_boundary(content_type).encode("latin-1")
     try:
         while True:
             piece = feeder.next_piece()
@@ -347,40 +433,27 @@ def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_fil
             for i, event in enumerate(events):
                 if isinstance(event, PartStart):
                     current = event.name.lower()
-                    if current == FILE_FIELD:
-                        if sink is not None or spool_path is not None:
-                            raise BadRequest("more than one filecontent part")
-                        feeder.line_mode = False
-                        sink = on_file_start(fields, reader.consumed - feeder.pending)
-                        if sink is None:
-                            spool_path = tmp_dir / f"spool-{uuid.uuid4().hex}"
-                            spool_fd = os.open(spool_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                        op = fields.get("op", "")
-                        sha1 = hashlib.sha1() if op in ("upload", "") else None
-                        md5 = hashlib.md5() if "datamd5" in fields else None
-                        expected = getattr(sink, "expected", None)
-                        if sink is not None and expected is not None and i == len(events) - 1:
-                            # the decoder holds nothing: the data follows in the stream
-                            _read_direct(feeder, delim, expected, sink,
-                                         [h for h in (sha1, md5) if h is not None])
-                            spool_len = expected
-                    else:
-                        text_buf = bytearray()
+                    text_buf = bytearray()
+                    if current != FILE_FIELD:
+                        continue
+                    if sink is not None:
+                        raise BadRequest("more than one filecontent part")
+                    feeder.line_mode = False
+                    sink = on_file_start(fields, reader.consumed - feeder.pending)
+                    sha1 = hashlib.sha1() if fields.get("op", "") in ("upload", "") else None
+                    md5 = hashlib.md5() if "datamd5" in fields else None
+                    hashers = [h for h in (sha1, md5) if h is not None]
+                    if sink.expected is not None and i == len(events) - 1:
+                        # the decoder holds nothing: the data follows in the stream
+                        _read_direct(feeder, delim, sink.expected, sink, hashers)
+                        length = sink.expected
                 elif isinstance(event, PartData):
                     if current == FILE_FIELD:
-                        if sink is not None:
-                            sink.write(event.data)
-                        else:
-                            assert spool_fd is not None
-                            view = memoryview(event.data)
-                            while view:
-                                written = os.write(spool_fd, view)
-                                view = view[written:]
-                        spool_len += len(event.data)
-                        if sha1 is not None:
-                            sha1.update(event.data)
-                        if md5 is not None:
-                            md5.update(event.data)
+                        assert sink is not None
+                        sink.write(event.data)
+                        length += len(event.data)
+                        for h in hashers:
+                            h.update(event.data)
                     else:
                         text_total += len(event.data)
                         if text_total > MAX_TEXT_BYTES:
@@ -388,29 +461,23 @@ def _read_multipart(reader: BodyReader, content_type: str, tmp_dir: Path, on_fil
                         text_buf += event.data
                 elif isinstance(event, PartEnd):
                     if current == FILE_FIELD:
-                        if spool_fd is not None:
-                            os.close(spool_fd)
-                            spool_fd = None
-                        upload = Spooled(spool_path, spool_len, sha1.hexdigest() if sha1 else None,
-                                         md5.hexdigest() if md5 else None, sink)
+                        assert sink is not None
+                        if isinstance(sink, SpoolSink):
+                            sink.close()
+                        upload = Spooled(sink, length, sha1.hexdigest() if sha1 else None,
+                                         md5.hexdigest() if md5 else None)
                     elif current is not None:
                         try:
                             fields.setdefault(current, text_buf.decode("utf-8"))
                         except UnicodeDecodeError:
                             raise BadRequest(f"field {current!r} is not UTF-8") from None
                     current = None
-                elif isinstance(event, FormEnd):
-                    pass
             if piece is None:
                 break
-        if upload is None and (spool_path is not None or sink is not None):
+        if upload is None and sink is not None:
             raise BadRequest("filecontent part not terminated")
         return RequestBody(fields, upload)
     except BaseException:
-        if spool_fd is not None:
-            os.close(spool_fd)
-        if spool_path is not None:
-            spool_path.unlink(missing_ok=True)
         if sink is not None:
             sink.abort()
         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
@@ -41,20 +41,27 @@ def _http_date() -> str:
 
 @dataclass
 class Reply:
+    """An answer. ``headers`` are extra header lines (exact spelling kept); ``content_length`` overrides
+    the body's length in the header (a HEAD answer: the object's length, no body)."""
+
     status: int
     body: bytes
     content_type: str = "application/json"
     close: bool = False
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    content_length: int | None = None
 
     def to_bytes(self, *, keep_alive: bool) -> bytes:
         try:
             reason = HTTPStatus(self.status).phrase
         except ValueError:
             reason = "Status"
+        extra = "".join(f"{name}: {value}\r\n" for name, value in self.headers)
+        length = len(self.body) if self.content_length is None else self.content_length
         head = (
             f"HTTP/1.1 {self.status} {reason}\r\n"
             f"Server: cos-emulator\r\nDate: {_http_date()}\r\n"
-            f"Content-Type: {self.content_type}\r\nContent-Length: {len(self.body)}\r\n"
+            f"Content-Type: {self.content_type}\r\nContent-Length: {length}\r\n{extra}"
             f"Connection: {'keep-alive' if keep_alive and not self.close else 'close'}\r\n\r\n"
         )
         return head.encode("latin-1") + self.body

@@ -18,6 +18,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +41,7 @@ def redact(target: str) -> str:
 
 
 _MAX_LINE = 65536
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
 _MAX_HEADERS = 100
 
 
@@ -93,7 +95,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.command = None  # type: ignore[assignment]
         self.request_version = version = self.default_request_version
         self.close_connection = True
-        requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")  # type: ignore[attr-defined]
+        raw_line: bytes = self.raw_requestline  # type: ignore[attr-defined]
+        if not raw_line.isascii():  # raw UTF-8 in the target: take it as the bytes it is (percent-encoded)
+            raw_line = _NON_ASCII.sub(lambda m: b"%%%02X" % m[0][0], raw_line)
+        requestline = str(raw_line, "ascii").rstrip("\r\n")
         self.requestline = requestline
         words = requestline.split()
         if len(words) == 0:
@@ -173,10 +178,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._serve()
 
+    def do_HEAD(self) -> None:
+        self._serve()
+
     def _serve(self) -> None:
         started = time.monotonic()
         headers = {k.lower(): v for k, v in self.headers.items()}
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        codings = [c.strip().lower() for c in headers.get("transfer-encoding", "").split(",") if c.strip()]
+        if codings not in ([], ["chunked"]):  # gzip etc. would be silently stored compressed
+            self._send(error_reply(-61, f"Transfer-Encoding {headers['transfer-encoding']!r} is not supported "
+                                        "(only chunked)", status=501), close=True)
+            return
+        chunked = bool(codings)
         length: int | None = None
         reply: Reply
         if not chunked:
@@ -205,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.app.stats.internal_error()
             reply = error_reply(-181, "internal emulator error", status=500)
         close = reply.close
-        if not reader.exhausted and not reader.drain():
+        if not close and not reader.exhausted and not reader.drain():  # no point reading what is dropped
             close = True
         self._send(reply, close=close)
         log.debug("%s %s -> %d (%.1f ms)", self.command, redact(self.path), reply.status,
@@ -277,12 +290,14 @@ class CosEmulator:
         host: str = "127.0.0.1",
         extra_buckets: tuple[BucketConfig, ...] | list[BucketConfig] = (),
         settings: EmulatorSettings | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._owns_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="cos-emulator-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.buckets: list[BucketConfig] = [BucketConfig(appid, bucket, secret_id, secret_key), *extra_buckets]
         self.settings = settings or EmulatorSettings()
+        self._clock = clock  # wall-clock seconds for session expiry (tests inject a fake one)
         self._faults = FaultBook()
         self._stats = StatsCounter()
         self.host = host
@@ -303,6 +318,18 @@ class CosEmulator:
     def url(self) -> str:
         return f"http://{self.host}:{self._port}"
 
+    def xml_host(self, bucket: BucketConfig | None = None) -> str:
+        """The ``Host`` header that addresses ``bucket`` (default: the first) through the XML API."""
+        cfg = bucket or self.bucket
+        return f"{cfg.bucket}-{cfg.appid}.cos.{self.settings.xml_region}.myqcloud.com"
+
+    def xml_help(self) -> str:
+        """One line on how to address the XML API of this emulator."""
+        cfg = self.bucket
+        return (f"XML API at {self.url}: send 'Host: {self.xml_host()}', or use path style "
+                f"{self.url}/{cfg.bucket}-{cfg.appid}/<key>, or plain {self.url}/<key> for the default bucket "
+                f"{cfg.bucket}-{cfg.appid}; JSON API at {self.url}/files/v1|v2/{cfg.appid}/{cfg.bucket}/")
+
     @property
     def running(self) -> bool:
         return self._server is not None
@@ -310,7 +337,8 @@ class CosEmulator:
     def start(self) -> CosEmulator:
         if self._server is not None:
             return self
-        app = CosApp(self.data_dir, self.buckets, self.settings, self._faults, self._stats, lambda: self.url)
+        app = CosApp(self.data_dir, self.buckets, self.settings, self._faults, self._stats, lambda: self.url,
+                     self._clock)
         server: _Server | None = None
         last_error: OSError | None = None
         if self._port:

@@ -1,4 +1,4 @@
-"""On-disk state of one emulated bucket: objects, folders and open slice sessions.
+"""On-disk state of one emulated bucket: objects, folders, open slice sessions and XML multipart uploads.
 
 Layout under ``<data_dir>/buckets/<appid>-<bucket>/``::
 
@@ -7,6 +7,8 @@ Layout under ``<data_dir>/buckets/<appid>-<bucket>/``::
     sessions/<sha256(id)>/session.json   an open slice upload
                          /data           its content, created at init with the declared size (sparse)
                          /received       journal of received slices (``+offset length`` / ``-offset`` lines)
+    uploads/<sha256(uploadId)>/upload.json   an XML multipart upload
+                              /part-<n>, part-<n>.json   a part and its size, MD5 and CRC-64
 
 No user-supplied string is ever used as a file name (paths and session ids are hashed), so nothing can
 escape the data directory. Every metadata file is written to a temporary name and renamed, and a file
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -45,14 +48,22 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from airflow_provider_cos.protocol.crc64 import Crc64
 from airflow_provider_cos.protocol.sha1parts import Sha1State
 
 CHUNK = 1024 * 1024
+_pwrite = os.pwrite  # the one write of request data into storage (tests inject ENOSPC here)
+STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """True for the OSError of a full disk or an exhausted quota."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_FULL
 
 
 def _hash_name(text: str) -> str:
@@ -61,9 +72,13 @@ def _hash_name(text: str) -> str:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, separators=(",", ":"))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporary file behind
+        raise
 
 
 def parent_of(path: str) -> str:
@@ -85,10 +100,42 @@ class ObjectMeta:
     sha: str = ""
     blob: str = ""
     session: str = ""
+    md5: str = ""  # hex; with crc64, filled in lazily for objects written through the JSON API
+    crc64: str = ""  # decimal (x-cos-hash-crc64ecma)
+    etag: str = ""  # quoted; set for multipart objects ("<hex>-<N>"), else the quoted md5
+    content_type: str = ""
 
     @property
     def name(self) -> str:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+_META_FIELDS = frozenset(ObjectMeta.__dataclass_fields__)
+
+
+@dataclass
+class PartMeta:
+    """One uploaded part of a multipart upload (XML API)."""
+
+    number: int
+    size: int
+    md5: str
+    crc64: str
+    mtime: float
+
+
+@dataclass
+class UploadState:
+    """A multipart upload in progress (XML API): stored under ``uploads/<sha256(id)>/``."""
+
+    upload_id: str
+    path: str
+    initiated: float
+    content_type: str = ""
+    parts: dict[int, PartMeta] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    _PERSISTED = ("upload_id", "path", "initiated", "content_type")
 
 
 @dataclass
@@ -120,7 +167,7 @@ class SessionState:
     hash_pos: int = field(default=0, repr=False, compare=False)
     part_states: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
     sdir: Path | None = field(default=None, repr=False, compare=False)
-    journal_fd: int | None = field(default=None, repr=False, compare=False)
+    touched: float = field(default=0.0, repr=False, compare=False)
 
     _PERSISTED = ("session", "path", "api_version", "filesize", "slice_size", "sha", "uploadparts", "biz_attr",
                   "insert_only", "ctime")
@@ -193,6 +240,8 @@ class SessionBusy(Exception):
 
 
 SLICE_LOCK_TIMEOUT = 120.0
+DEFAULT_SESSION_TTL = 24 * 3600.0  #: an unfinished upload idle this long is discarded (settings.session_ttl)
+SWEEP_INTERVAL = 60.0  #: expired sessions are looked for at most this often (clock seconds)
 
 
 class SliceWriter:
@@ -210,7 +259,6 @@ class SliceWriter:
         self.length = 0
         self._fd: int | None = fd
         self._lock: threading.Lock | None = lock
-        self.signature: Any = None  # the request's verified signature (set by the app)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
@@ -219,7 +267,7 @@ class SliceWriter:
             part = view[:room] if len(view) > room else view
             pos = self.offset + self.length
             while part:
-                n = os.pwrite(self._fd, part, pos)
+                n = _pwrite(self._fd, part, pos)
                 part = part[n:]
                 pos += n
         self.length += len(view)
@@ -251,6 +299,7 @@ class SliceWriter:
                 if not state.alive:
                     raise SessionGone(state.session)
                 state.received[self.offset] = self.length
+                state.touched = self.store.clock()
                 self.store._journal(state, f"+{self.offset} {self.length}\n")
         finally:
             self._release()
@@ -265,27 +314,34 @@ class SliceWriter:
 class BucketStore:
     """Persistent state of one bucket. See the module docstring for the layout and the guarantees."""
 
-    def __init__(self, root: Path, tmp_dir: Path) -> None:
+    def __init__(self, root: Path, tmp_dir: Path, *, clock: Callable[[], float] = time.time,
+                 session_ttl: Callable[[], float] = lambda: DEFAULT_SESSION_TTL) -> None:
         self.root = root
         self.tmp_dir = tmp_dir
+        self.clock = clock
+        self._session_ttl = session_ttl
+        self._next_sweep = 0.0
         self.objects_dir = root / "objects"
         self.blobs_dir = root / "blobs"
         self.sessions_dir = root / "sessions"
-        for directory in (self.objects_dir, self.blobs_dir, self.sessions_dir, tmp_dir):
+        self.uploads_dir = root / "uploads"
+        for directory in (self.objects_dir, self.blobs_dir, self.sessions_dir, self.uploads_dir, tmp_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self._objects: dict[str, ObjectMeta] = {}
         self._sessions: dict[str, SessionState] = {}
         self._session_at: dict[str, str] = {}
         self._by_sha: dict[tuple[str, int], set[str]] = {}
+        self._uploads: dict[str, UploadState] = {}
         self._load()
+        self._load_uploads()
 
     # ------------------------------------------------------------------------------------- loading
     def _load(self) -> None:
         for meta_file in self.objects_dir.glob("*.json"):
             try:
                 data = json.loads(meta_file.read_text("utf-8"))
-                meta = ObjectMeta(**data)
+                meta = ObjectMeta(**{k: v for k, v in data.items() if k in _META_FIELDS})
             except (OSError, ValueError, TypeError):
                 continue
             self._objects[meta.path] = meta
@@ -305,6 +361,7 @@ class BucketStore:
                 shutil.rmtree(sdir, ignore_errors=True)
                 continue
             self._replay_journal(state, sdir / "received")
+            state.touched = max(p.stat().st_mtime for p in sdir.iterdir())  # last activity before the restart
             self._sessions[state.session] = state
             self._session_at[state.path] = state.session
 
@@ -354,7 +411,8 @@ class BucketStore:
         return meta
 
     def commit_file(self, path: str, content: Path, *, size: int, sha: str, biz_attr: str,
-                    session: str = "", link: bool = False) -> ObjectMeta:
+                    session: str = "", link: bool = False, md5: str = "", crc64: str = "", etag: str = "",
+                    content_type: str = "") -> ObjectMeta:
         """Make ``content`` the object at ``path`` (moved, or hard-linked/copied if ``link``), atomically."""
         blob = uuid.uuid4().hex
         target = self.blobs_dir / blob
@@ -370,7 +428,8 @@ class BucketStore:
             old = self._objects.get(path)
             ctime = old.ctime if old is not None and old.kind == "file" else now
             meta = ObjectMeta(path=path, kind="file", ctime=ctime, mtime=now, biz_attr=biz_attr,
-                              filesize=size, sha=sha, blob=blob, session=session)
+                              filesize=size, sha=sha, blob=blob, session=session, md5=md5, crc64=crc64,
+                              etag=etag, content_type=content_type)
             self._write_meta(meta)
             if old is not None:
                 self._index_remove(old)
@@ -379,6 +438,105 @@ class BucketStore:
         if old is not None and old.blob:
             (self.blobs_dir / old.blob).unlink(missing_ok=True)
         return meta
+
+    def with_digests(self, meta: ObjectMeta) -> ObjectMeta:
+        """``meta`` with ``md5``, ``crc64`` and ``sha`` filled in (computed once from the blob for objects
+        that the JSON API wrote, then persisted)."""
+        if meta.kind != "file" or (meta.md5 and meta.crc64 and meta.sha):
+            return meta
+        md5, crc, sha1 = hashlib.md5(), Crc64(), hashlib.sha1()
+        try:
+            with open(self.blob_path(meta), "rb") as fh:
+                for chunk in iter(lambda: fh.read(CHUNK), b""):
+                    md5.update(chunk)
+                    crc.update(chunk)
+                    sha1.update(chunk)
+        except FileNotFoundError:  # replaced meanwhile: the caller sees the newer object next time
+            return meta
+        with self.lock:
+            current = self._objects.get(meta.path)
+            if current is not meta:
+                return current if current is not None else meta
+            meta.md5, meta.crc64, meta.sha = meta.md5 or md5.hexdigest(), meta.crc64 or crc.decimal(), \
+                meta.sha or sha1.hexdigest()
+            self._write_meta(meta)
+        return meta
+
+    def files(self) -> list[ObjectMeta]:
+        """Every object (files and folders), unsorted."""
+        with self.lock:
+            return list(self._objects.values())
+
+    # ------------------------------------------------------------------------------------ multipart
+    def _upload_dir(self, upload_id: str) -> Path:
+        return self.uploads_dir / _hash_name(upload_id)[:40]
+
+    def _load_uploads(self) -> None:
+        for udir in self.uploads_dir.iterdir():
+            try:
+                data = json.loads((udir / "upload.json").read_text("utf-8"))
+                state = UploadState(**{k: data[k] for k in UploadState._PERSISTED})
+                for part_file in udir.glob("part-*.json"):
+                    part = PartMeta(**json.loads(part_file.read_text("utf-8")))
+                    if (udir / f"part-{part.number}").is_file():
+                        state.parts[part.number] = part
+            except (OSError, ValueError, TypeError, KeyError):
+                shutil.rmtree(udir, ignore_errors=True)
+                continue
+            self._uploads[state.upload_id] = state
+
+    def create_upload(self, path: str, content_type: str) -> UploadState:
+        now = self.clock()
+        upload_id = f"{int(now)}{uuid.uuid4().hex}{uuid.uuid4().hex}"  # COS form: 10 digits + 64 hex
+        state = UploadState(upload_id, path, now, content_type)
+        udir = self._upload_dir(upload_id)
+        try:
+            udir.mkdir(parents=True)
+            write_json_atomic(udir / "upload.json", {k: getattr(state, k) for k in UploadState._PERSISTED})
+        except BaseException:
+            shutil.rmtree(udir, ignore_errors=True)
+            raise
+        with self.lock:
+            self._uploads[upload_id] = state
+        return state
+
+    def upload(self, upload_id: str) -> UploadState | None:
+        with self.lock:
+            return self._uploads.get(upload_id)
+
+    def uploads(self) -> list[UploadState]:
+        with self.lock:
+            return list(self._uploads.values())
+
+    def put_part(self, state: UploadState, number: int, source: Path, *, size: int, md5: str, crc64: str
+                 ) -> PartMeta:
+        """Move a spooled part into the upload (a re-sent number replaces the earlier part)."""
+        udir = self._upload_dir(state.upload_id)
+        part = PartMeta(number, size, md5, crc64, self.clock())
+        with state.lock:
+            if self.upload(state.upload_id) is not state:
+                raise SessionGone(state.upload_id)
+            os.replace(source, udir / f"part-{number}")
+            write_json_atomic(udir / f"part-{number}.json", asdict(part))
+            state.parts[number] = part
+        return part
+
+    def part_path(self, state: UploadState, number: int) -> Path:
+        return self._upload_dir(state.upload_id) / f"part-{number}"
+
+    def discard_upload(self, upload_id: str) -> bool:
+        with self.lock:
+            state = self._uploads.pop(upload_id, None)
+        if state is None:
+            return False
+        with state.lock:
+            graveyard = self.tmp_dir / f"gone-{uuid.uuid4().hex}"
+            try:
+                os.replace(self._upload_dir(upload_id), graveyard)
+            except OSError:
+                graveyard = self._upload_dir(upload_id)
+        shutil.rmtree(graveyard, ignore_errors=True)
+        return True
 
     def set_biz_attr(self, meta: ObjectMeta, biz_attr: str) -> None:
         with self.lock:
@@ -428,15 +586,17 @@ class BucketStore:
     def _journal(self, state: SessionState, line: str) -> None:
         """Append to the session's received-slices journal (call with ``state.lock`` held, session alive).
 
-        No fsync: the journal survives a killed process, not a power cut. The descriptor stays open
-        until the session is discarded (closed there under the same lock)."""
-        if state.journal_fd is None:
-            try:
-                state.journal_fd = os.open(self._state_dir(state) / "received",
-                                           os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            except FileNotFoundError:
-                raise SessionGone(state.session) from None
-        os.write(state.journal_fd, line.encode("ascii"))
+        No fsync: the journal survives a killed process, not a power cut. The journal is opened for each
+        append and closed again, so an idle session holds no descriptor (a held one per session ran the
+        process out of descriptors after ``ulimit -n`` abandoned uploads)."""
+        try:
+            fd = os.open(self._state_dir(state) / "received", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            raise SessionGone(state.session) from None
+        try:
+            os.write(fd, line.encode("ascii"))
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _replay_journal(state: SessionState, journal: Path) -> None:
@@ -468,17 +628,38 @@ class BucketStore:
             if old:
                 self.discard_session(old)
             sdir = self._session_dir(state.session)
-            sdir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(sdir / "data", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                with contextlib.suppress(OSError):  # sparse; a size beyond the filesystem's limit is no error
-                    os.ftruncate(fd, state.filesize)
-            finally:
-                os.close(fd)
-            write_json_atomic(sdir / "session.json", state.to_json())
+                sdir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(sdir / "data", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    with contextlib.suppress(OSError):  # sparse; a size beyond the filesystem's limit is no error
+                        os.ftruncate(fd, state.filesize)
+                finally:
+                    os.close(fd)
+                write_json_atomic(sdir / "session.json", state.to_json())
+            except BaseException:
+                shutil.rmtree(sdir, ignore_errors=True)  # e.g. a full disk: no half-made session stays
+                raise
+            state.touched = self.clock()
             self._sessions[state.session] = state
             self._session_at[state.path] = state.session
         return state
+
+    def expire_sessions(self) -> int:
+        """Discard the sessions idle for longer than the session TTL (their data is removed); at most one
+        sweep per :data:`SWEEP_INTERVAL` of the clock. Returns how many were discarded."""
+        now = self.clock()
+        ttl = self._session_ttl()
+        with self.lock:
+            if now < self._next_sweep:
+                return 0
+            self._next_sweep = now + min(SWEEP_INTERVAL, ttl)
+            expired = [st for st in self._sessions.values()
+                       if st.touched + ttl <= now and not st.finishing
+                       and not any(lk.locked() for lk in list(st.slice_locks.values()))]
+            for state in expired:
+                self.discard_session(state.session)
+        return len(expired)
 
     def discard_session(self, session: str) -> None:
         with self.lock:
@@ -487,9 +668,6 @@ class BucketStore:
                 return
             with state.lock:
                 state.alive = False
-                if state.journal_fd is not None:
-                    os.close(state.journal_fd)
-                    state.journal_fd = None
             if self._session_at.get(state.path) == session:
                 del self._session_at[state.path]
             sdir = self._session_dir(session)
@@ -520,6 +698,7 @@ class BucketStore:
                 if state.finishing:
                     raise SessionBusy(state.session)
                 state.generation[offset] = state.generation.get(offset, 0) + 1
+                state.touched = self.clock()
                 if offset < state.hash_pos:
                     state._reset_hash()
                 if state.received.pop(offset, None) is not None:
@@ -648,13 +827,7 @@ class BucketStore:
         return meta
 
     def close(self) -> None:
-        """Release open descriptors (the state on disk is kept; a new store reloads it)."""
-        with self.lock:
-            for state in self._sessions.values():
-                with state.lock:
-                    if state.journal_fd is not None:
-                        os.close(state.journal_fd)
-                        state.journal_fd = None
+        """Nothing to release: idle sessions hold no descriptor (the state on disk is kept)."""
 
     def sessions(self) -> Iterator[SessionState]:
         with self.lock:

@@ -194,6 +194,8 @@ ERROR_TABLE: tuple[ErrorSpec, ...] = (
           assigned=True),
     _spec(-4022, "ERROR_SLICE_INCOMPLETE", CosSessionError, 400, "finish before all slices arrived",
           assigned=True),
+    _spec(-4023, "ERROR_INSUFFICIENT_STORAGE", CosServerError, 507, "the emulator's disk is full (ENOSPC)",
+          retryable=False, assigned=True),
     _spec(-181, "ERROR_CMD_COS_ERROR", CosServerError, 500, "storage backend error"),
     _spec(-180, "ERROR_CMD_COS_INVALID_PATH", CosPathError, 400, "illegal path"),
     _spec(-179, "ERROR_CMD_COS_INVALID_MOD_FLAG", CosInvalidRequestError, 400, "bad update flag"),
