@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_cos.protocol.errors import CosConfigError
 from airflow_provider_cos.protocol.paths import (
@@ -64,48 +65,109 @@ MiB = 1024 * 1024
 
 #: The extra fields of a ``cos`` connection, in form order.
 EXTRA_FIELDS: tuple[ExtraField, ...] = (
-    ExtraField("app_id", "APPID", "string", "Numeric APPID of the account (required), e.g. 1250000000.",
-               required=True, placeholder="1250000000"),
-    ExtraField("bucket", "Default bucket", "string",
-               "Bucket used when a task gives none; plain name without the '-<appid>' suffix.",
-               placeholder="examplebucket"),
-    ExtraField("api_version", "API version", "enum",
-               "v1: /files/v1 with single-op upload_slice (default); v2: /files/v2 with "
-               "upload_slice_init/data/finish/list.", default="v1", choices=API_VERSIONS),
-    ExtraField("region", "Region (v2)", "string",
-               "v2 only: region of the bucket (sh, gz, tj, sgp or another region code). Default gz.",
-               placeholder="gz"),
-    ExtraField("slice_size", "Slice size (bytes)", "integer",
-               "Requested slice size, a multiple of 64 KiB (64 KiB..20 MiB); the server's answer wins.",
-               default=MiB, minimum=64 * 1024, maximum=20 * MiB),
-    ExtraField("max_workers", "Parallel slices", "integer",
-               "How many slices are sent at once (peak memory about max_workers x slice_size + 5 MiB).",
-               default=4, minimum=1, maximum=64),
-    ExtraField("simple_threshold", "Simple upload threshold (bytes)", "integer",
-               "Files smaller than this go in one op=upload request; larger ones are sliced.",
-               default=20 * MiB, minimum=0),
-    ExtraField("connect_timeout", "Connect timeout (s)", "number",
-               "Seconds to wait for a TCP connection.", default=10.0, minimum=0.1, maximum=600),
-    ExtraField("read_timeout", "Read timeout (s)", "number",
-               "Seconds to wait for an answer to one request.", default=120.0, minimum=0.1, maximum=3600),
-    ExtraField("max_retries", "Retries per request", "integer",
-               "Retries of one request on timeouts, connection errors and HTTP 5xx (never on auth or "
-               "path errors).", default=5, minimum=0, maximum=50),
+    ExtraField(
+        "app_id",
+        "APPID",
+        "string",
+        "Numeric APPID of the account (required), e.g. 1250000000.",
+        required=True,
+        placeholder="1250000000",
+    ),
+    ExtraField(
+        "bucket",
+        "Default bucket",
+        "string",
+        "Bucket used when a task gives none; plain name without the '-<appid>' suffix.",
+        placeholder="examplebucket",
+    ),
+    ExtraField(
+        "api_version",
+        "API version",
+        "enum",
+        "v1: /files/v1 with single-op upload_slice (default); v2: /files/v2 with upload_slice_init/data/finish/list.",
+        default="v1",
+        choices=API_VERSIONS,
+    ),
+    ExtraField(
+        "region",
+        "Region (v2)",
+        "string",
+        "v2 only: region of the bucket (sh, gz, tj, sgp or another region code). Default gz.",
+        placeholder="gz",
+    ),
+    ExtraField(
+        "slice_size",
+        "Slice size (bytes)",
+        "integer",
+        "Requested slice size, a multiple of 64 KiB (64 KiB..20 MiB); the server's answer wins.",
+        default=MiB,
+        minimum=64 * 1024,
+        maximum=20 * MiB,
+    ),
+    ExtraField(
+        "max_workers",
+        "Parallel slices",
+        "integer",
+        "How many slices are sent at once (peak memory about max_workers x slice_size + 5 MiB).",
+        default=4,
+        minimum=1,
+        maximum=64,
+    ),
+    ExtraField(
+        "simple_threshold",
+        "Simple upload threshold (bytes)",
+        "integer",
+        "Files smaller than this go in one op=upload request; larger ones are sliced.",
+        default=20 * MiB,
+        minimum=0,
+    ),
+    ExtraField(
+        "connect_timeout",
+        "Connect timeout (s)",
+        "number",
+        "Seconds to wait for a TCP connection.",
+        default=10.0,
+        minimum=0.1,
+        maximum=600,
+    ),
+    ExtraField(
+        "read_timeout",
+        "Read timeout (s)",
+        "number",
+        "Seconds to wait for an answer to one request.",
+        default=120.0,
+        minimum=0.1,
+        maximum=3600,
+    ),
+    ExtraField(
+        "max_retries",
+        "Retries per request",
+        "integer",
+        "Retries of one request on timeouts, connection errors and HTTP 5xx (never on auth or path errors).",
+        default=5,
+        minimum=0,
+        maximum=50,
+    ),
 )
 
 FIELDS_BY_NAME: dict[str, ExtraField] = {f.name: f for f in EXTRA_FIELDS}
 
 #: Standard fields: hidden ones, relabelled ones and placeholders (shared by both declarations).
-HIDDEN_FIELDS: tuple[str, ...] = ("schema", "port")
+#: The port stays visible: Airflow 3.3.2's Test button sends ``port: 0`` for a connection stored without
+#: a port and its API then answers "Bad Request" (apache/airflow PR 73298), so a form-made connection
+#: needs a port for the button to work. The hook uses it as the endpoint's port (see :func:`_endpoint`).
+HIDDEN_FIELDS: tuple[str, ...] = ("schema",)
 RELABELING: dict[str, str] = {
     "login": "SecretId",
     "password": "SecretKey",
     "host": "Endpoint (base URL)",
+    "port": "Endpoint port",
 }
 STANDARD_PLACEHOLDERS: dict[str, str] = {
     "login": "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
     "password": "SecretKey of that SecretId",
-    "host": "empty = Tencent's endpoint; e.g. http://127.0.0.1:8089 (emulator). /files/vN is appended",
+    "host": "empty = Tencent's endpoint; e.g. http://127.0.0.1 (emulator). /files/vN is appended",
+    "port": "80 for http, 443 for https, 8089 for the emulator (Airflow 3.3.2's Test button needs it)",
 }
 
 
@@ -128,9 +190,7 @@ def _json_schema(f: ExtraField) -> dict[str, Any]:
 
 def provider_conn_fields() -> dict[str, dict[str, Any]]:
     """``connection-types[].conn-fields`` of the provider dict (what Airflow 3.2+ renders)."""
-    return {
-        f.name: {"label": f.label, "description": f.description, "schema": _json_schema(f)} for f in EXTRA_FIELDS
-    }
+    return {f.name: {"label": f.label, "description": f.description, "schema": _json_schema(f)} for f in EXTRA_FIELDS}
 
 
 def _placeholders() -> dict[str, str]:
@@ -176,17 +236,26 @@ def form_widgets() -> dict[str, Any]:
         label = lazy_gettext(f.label)
         if f.kind == "integer":
             widgets[f.name] = IntegerField(
-                label, validators=[Optional(), NumberRange(min=f.minimum, max=f.maximum)],
-                widget=BS3TextFieldWidget(), default=f.default, description=f.description,
+                label,
+                validators=[Optional(), NumberRange(min=f.minimum, max=f.maximum)],
+                widget=BS3TextFieldWidget(),
+                default=f.default,
+                description=f.description,
             )
         elif f.kind == "enum":
             widgets[f.name] = StringField(
-                label, validators=[any_of(list(f.choices))], widget=BS3TextFieldWidget(),
-                default=f.default, description=f.description,
+                label,
+                validators=[any_of(list(f.choices))],
+                widget=BS3TextFieldWidget(),
+                default=f.default,
+                description=f.description,
             )
         else:
             widgets[f.name] = StringField(
-                label, widget=BS3TextFieldWidget(), default=f.default, description=f.description,
+                label,
+                widget=BS3TextFieldWidget(),
+                default=f.default,
+                description=f.description,
             )
     return widgets
 
@@ -309,28 +378,68 @@ def _extras(extra: Mapping[str, Any] | str | None, where: str) -> dict[str, Any]
     prefix = f"extra__{CONN_TYPE}__"
     for key, value in loaded.items():
         # Airflow 2.x forms stored custom fields as extra__<conn_type>__<name>.
-        name = key[len(prefix):] if key.startswith(prefix) else key
+        name = key[len(prefix) :] if key.startswith(prefix) else key
         if name not in values or value not in (None, ""):
             values[name] = value
     return values
 
 
+_SCHEME_PORTS = {"http": 80, "https": 443}
+
+
 def _endpoint(
     host: str | None, port: int | None, schema: str | None, api_version: ApiVersion, region: str | None, where: str
 ) -> str:
+    """The endpoint base URL from the host field and the port field.
+
+    The port field, when set, is the endpoint's port: ``http://127.0.0.1`` with port 8089 is
+    ``http://127.0.0.1:8089``. A port written in the host as well must agree with it. ``0`` and empty
+    mean "no port" (Airflow 3.3.2's UI sends ``0`` for an empty field). An empty host is Tencent's
+    endpoint, plain http on port 80, so no other port fits it.
+    """
+    port = _port(port, where)
     if not host or not host.strip():
-        return default_endpoint(api_version, region)
+        endpoint = default_endpoint(api_version, region)
+        if port not in (None, 80):
+            raise CosConfigError(
+                f"{where}: port {port} is set but host is empty (Tencent's endpoint {endpoint} uses port 80); "
+                "set host to the endpoint that listens on that port, or clear the port"
+            )
+        return endpoint
     value = host.strip()
     if "://" not in value:
         # A URI-style connection splits scheme/host/port; put them back together.
         scheme = schema if schema in ("http", "https") else "http"
         value = f"{scheme}://{value}"
-        if port:
-            value += f":{port}"
     try:
-        return normalize_endpoint(value)
+        endpoint = normalize_endpoint(value)
     except CosConfigError as exc:
         raise CosConfigError(f"{where}: host (endpoint base URL) {host!r} is malformed: {exc.message}") from exc
+    if port is None:
+        return endpoint
+    parts = urlsplit(endpoint)
+    if parts.port is not None:
+        if parts.port != port:
+            raise CosConfigError(
+                f"{where}: host {host!r} names port {parts.port} but the port field says {port}; "
+                "make them agree or clear one of them"
+            )
+        return endpoint
+    if port == _SCHEME_PORTS[parts.scheme]:
+        return endpoint
+    hostname = parts.hostname or ""
+    netloc = f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _port(raw: Any, where: str) -> int | None:
+    """The port field as an int, ``None`` for empty or 0 (Airflow 3.3.2's UI sends 0 for "no port")."""
+    if raw is None or raw == "" or raw == 0:
+        return None
+    text = str(raw).strip()
+    if isinstance(raw, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise CosConfigError(f"{where}: port must be a number within 1..65535, got {raw!r}")
+    return int(text)
 
 
 def _number(f: ExtraField, raw: Any, where: str) -> float:

@@ -39,8 +39,12 @@ def test_empty_host_is_tencent_endpoint_and_v2_uses_region() -> None:
 
 
 def test_uri_style_host_and_port_and_legacy_prefixed_extras() -> None:
-    cfg = _config(host="127.0.0.1", port=8089, schema="",
-                  extra=json.dumps({"extra__cos__app_id": "1250000000", "extra__cos__slice_size": "2097152"}))
+    cfg = _config(
+        host="127.0.0.1",
+        port=8089,
+        schema="",
+        extra=json.dumps({"extra__cos__app_id": "1250000000", "extra__cos__slice_size": "2097152"}),
+    )
     assert cfg.endpoint == "http://127.0.0.1:8089"
     assert cfg.slice_size == 2 * 1024 * 1024
 
@@ -74,8 +78,10 @@ def test_bad_connections_name_the_field(overrides: dict, message: str) -> None:
 
 def test_hook_init_does_no_io_and_errors_at_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
     hook = CosHook("cos_missing_appid")  # no connection exists yet: __init__ must not look it up
-    monkeypatch.setenv("AIRFLOW_CONN_COS_MISSING_APPID", json.dumps(
-        {"conn_type": "cos", "login": "AKID", "password": "k", "host": "http://127.0.0.1:1", "extra": {}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_COS_MISSING_APPID",
+        json.dumps({"conn_type": "cos", "login": "AKID", "password": "k", "host": "http://127.0.0.1:1", "extra": {}}),
+    )
     with pytest.raises(CosConfigError, match="'app_id' is required"):
         hook.stat("/x")
     ok, message = hook.test_connection()
@@ -83,7 +89,43 @@ def test_hook_init_does_no_io_and_errors_at_first_use(monkeypatch: pytest.Monkey
 
 
 def test_missing_default_bucket_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_COS_NOBUCKET", json.dumps(
-        {"conn_type": "cos", "login": "AKID", "password": "k", "extra": {"app_id": "1250000000"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_COS_NOBUCKET",
+        json.dumps({"conn_type": "cos", "login": "AKID", "password": "k", "extra": {"app_id": "1250000000"}}),
+    )
     with pytest.raises(CosConfigError, match="no bucket given"):
         CosHook("cos_nobucket").stat("/x")
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "endpoint"),
+    [
+        ("http://127.0.0.1", 8089, "http://127.0.0.1:8089"),  # scheme in host, port in its own field
+        ("http://127.0.0.1:8089", 8089, "http://127.0.0.1:8089"),  # both, agreeing
+        ("http://127.0.0.1:8089", None, "http://127.0.0.1:8089"),
+        ("http://127.0.0.1:8089", 0, "http://127.0.0.1:8089"),  # 0 = no port (what Airflow 3.3.2's UI sends)
+        ("https://cos.example.com/prefix", 8443, "https://cos.example.com:8443/prefix"),
+        ("https://cos.example.com", 443, "https://cos.example.com"),  # the scheme's own port adds nothing
+        ("http://[::1]", 8089, "http://[::1]:8089"),
+        ("127.0.0.1", 8089, "http://127.0.0.1:8089"),  # URI-style split
+        (None, 80, "http://web.file.myqcloud.com"),  # Tencent's endpoint is plain http on port 80
+    ],
+)
+def test_port_field_is_the_endpoints_port(host: str | None, port: int | None, endpoint: str) -> None:
+    assert _config(host=host, port=port).endpoint == endpoint
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "names"),
+    [
+        ("http://127.0.0.1:8089", 9000, ["8089", "9000", "host", "port"]),
+        (None, 8089, ["8089", "port", "host is empty"]),
+        ("http://127.0.0.1", 70000, ["70000", "port"]),
+        ("http://127.0.0.1", -1, ["-1", "port"]),
+    ],
+)
+def test_conflicting_or_bad_port_is_refused_naming_both(host: str | None, port: int, names: list[str]) -> None:
+    with pytest.raises(CosConfigError) as info:
+        _config(host=host, port=port)
+    for name in names:
+        assert name in str(info.value)
