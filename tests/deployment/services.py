@@ -67,6 +67,8 @@ class Service:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    #: Set by a test that stops this service on purpose: its exit is then no error.
+    may_exit: bool = False
 
     @property
     def pid(self) -> int:
@@ -204,6 +206,73 @@ class Deployment:
         self.emulator_url = line
         return line
 
+    def start_redis(self, timeout: float = 30) -> str:
+        """Debian's ``redis-server`` on a free port, no persistence; its URL once it answers PING."""
+        port = free_port()
+        data = self.root / "redis"
+        data.mkdir(exist_ok=True)
+        self._popen(
+            "redis",
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data),
+            ],
+        )
+
+        def pong() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+
+        self.wait_until("redis-server answers PING", pong, timeout)
+        return f"redis://127.0.0.1:{port}"
+
+    def start_celery_worker(self, name: str) -> Service:
+        """``airflow celery worker`` named ``name`` with local directories of its own (temp dir, local
+        checkpoint dir, task logs), concurrency 1, no log server; ``$COS_TEST_WORKER_NAME`` is the
+        hostname its task instances report."""
+        local = self.root / name
+        env = dict(self.env)
+        for var, sub in (
+            ("TMPDIR", "tmp"),
+            ("COS_CHECKPOINT_DIR", "checkpoints"),
+            ("AIRFLOW__LOGGING__BASE_LOG_FOLDER", "logs"),
+        ):
+            (local / sub).mkdir(parents=True, exist_ok=True)
+            env[var] = str(local / sub)
+        env.update(
+            {
+                "COS_TEST_WORKER_NAME": name,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.deployment.hostname.worker_hostname",
+                "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
+            }
+        )
+        return self.start(
+            name,
+            "celery",
+            "worker",
+            "--celery-hostname",
+            f"{name}@%h",
+            "--concurrency",
+            "1",
+            "--pid",
+            str(local / "worker.pid"),
+            "--skip-serve-logs",
+            env=env,
+        )
+
     def api_healthy(self) -> bool:
         try:
             return self.http.get(f"{self.api_url}/api/v2/monitor/health", timeout=2).status_code == 200
@@ -259,7 +328,7 @@ class Deployment:
             if time.monotonic() > deadline:
                 raise DeploymentError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.log_tails()}")
             for service in self.services:
-                if service.popen.poll() is not None and not service.name.startswith("run:"):
+                if service.popen.poll() is not None and not service.may_exit:
                     raise DeploymentError(
                         f"{service.name} exited ({service.popen.returncode}) while "
                         f"waiting for {what}\n{self.log_tails()}"
@@ -320,6 +389,17 @@ class Deployment:
             params={"deserialize": "true"},
         )
         return entry["value"]
+
+    def state_store(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        """The task instance's ``context["task_state_store"]`` entries (shared by all its tries)."""
+        body = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/state-store")
+        return {e["key"]: e["value"] for e in body["task_state_store"]}
+
+    def upload_checkpoint(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
+        """The operator's resume state in the task state store (keys ``cos-upload-*``), if any."""
+        entries = [v for k, v in self.state_store(dag_id, run_id, task_id).items() if k.startswith("cos-upload-")]
+        assert len(entries) <= 1, entries
+        return entries[0] if entries else None
 
     # ------------------------------------------------------------------------------------ emulator
     def emulator(self, method: str, what: str, body: Any = None) -> Any:

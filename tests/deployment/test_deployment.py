@@ -52,6 +52,9 @@ def test_example_dag_survives_a_sigkilled_upload(deployment: Deployment) -> None
 
     pid, sent_before_kill = dep.wait_until("the upload task mid-upload", upload_midway, 180, interval=0.05)
     assert dep.owns(pid), f"pid {pid} of the upload task is not a process of this deployment"
+    # The running try keeps its upload session in the task state store, where any worker finds it.
+    checkpoint = dep.upload_checkpoint(EXAMPLE, run_id, "upload")
+    assert checkpoint is not None and checkpoint["session"], checkpoint
     os.kill(pid, signal.SIGKILL)
     dep.emulator("DELETE", "faults")
     assert sent_before_kill < size, "the kill came too late: the upload had already sent everything"
@@ -68,6 +71,7 @@ def test_example_dag_survives_a_sigkilled_upload(deployment: Deployment) -> None
     resent = stats["slice_bytes"] - size
     assert 0 <= resent <= (in_flight + 1) * slice_size, f"re-sent {resent} bytes ({stats})"
     assert stats["objects_completed"] == 1
+    assert dep.upload_checkpoint(EXAMPLE, run_id, "upload") is None  # removed after success
 
     artifact = dep.xcom(EXAMPLE, run_id, "make_artifact")
     resource_path = dep.xcom(EXAMPLE, run_id, "upload")
