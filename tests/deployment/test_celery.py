@@ -69,7 +69,7 @@ def test_upload_killed_on_one_worker_resumes_on_the_other(celery_deployment: Dep
     workers = {s.name: s for s in dep.services if s.name in WORKERS}
     dep.wait_for_dag(DAG_ID)
     dep.emulator("DELETE", "stats")
-    dep.emulator("POST", "faults", {"op": "upload_slice_data", "delay": 0.4, "times": None})
+    dep.emulator("POST", "faults", {"op": "upload_slice_data", "delay": 0.6, "times": None})
     run_id = dep.trigger(DAG_ID, conf={"local_path": str(src), "cos_path": "/celery/artifact.bin"})
 
     def upload_midway() -> tuple[int, int] | None:

@@ -37,9 +37,9 @@ def test_example_dag_survives_a_sigkilled_upload(deployment: Deployment) -> None
     slice_size = int(CONN_EXTRA["slice_size"])
     dep.wait_for_dag(EXAMPLE)
     dep.emulator("DELETE", "stats")
-    # Slow slices (each answered after 0.4 s) so that the kill lands mid-upload; killed once 5 of 12 MiB
+    # Slow slices (each answered after 0.6 s) so that the kill lands mid-upload; killed once 5 of 12 MiB
     # went out, a retry that started over would re-send more than the bound below.
-    dep.emulator("POST", "faults", {"op": "upload_slice_data", "delay": 0.4, "times": None})
+    dep.emulator("POST", "faults", {"op": "upload_slice_data", "delay": 0.6, "times": None})
     run_id = dep.trigger(EXAMPLE, conf={"artifact_mib": mib})
 
     def upload_midway() -> tuple[int, int] | None:
