@@ -8,7 +8,7 @@ endpoints. :meth:`Deployment.stop` ends every process it started, and every desc
 task processes run in process groups of their own), by PID; :func:`leftover_processes` checks that none
 survived.
 
-Used by ``tests/deployment`` and by ``tests/deployment/celery_demo.py``; nothing here is a mock.
+Used by ``tests/deployment``; nothing here is a mock.
 """
 
 from __future__ import annotations
@@ -314,8 +314,12 @@ class Deployment:
         """Every live process started by this deployment (services and their descendants)."""
         return {p.pid for service in self.services for p in self._family(service.pid)}
 
-    def owns(self, pid: int) -> bool:
-        return pid in self.pids()
+    def owner(self, pid: int) -> Service | None:
+        """The service that ``pid`` is, or descends from (None: not a process of this deployment)."""
+        for service in self.services:
+            if pid in {p.pid for p in self._family(service.pid)}:
+                return service
+        return None
 
     # ------------------------------------------------------------------------------------ waiting
     def wait_until(self, what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:

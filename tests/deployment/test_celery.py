@@ -11,6 +11,7 @@ Needs Debian's ``redis-server`` (``.ci/run`` installs it); skipped without it un
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import shutil
@@ -20,10 +21,14 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_cos.emulator import DEMO
-from tests.deployment.services import CONN_EXTRA, REPO, Deployment, MiB, leftover_processes
+from tests.deployment.services import CONN_EXTRA, REPO, Deployment, MiB, Service, leftover_processes
 
 DAG_ID = "cos_deployment_celery_resume"
 WORKERS = ("worker-a", "worker-b")
+
+
+def said_ready(worker: Service) -> bool:
+    return any(f"{worker.name}@" in line and " ready." in line for line in worker.tail(200).splitlines())
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +52,8 @@ def celery_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Depl
             dep.start(name, name)
         workers = [dep.start_celery_worker(name) for name in WORKERS]
         dep.wait_until("the api-server answers /api/v2/monitor/health", dep.api_healthy, 120)
-        for worker in workers:
-            dep.wait_until(
-                f"{worker.name} ready", lambda w=worker: f"{w.name}@" in w.tail(200) and " ready." in w.tail(200), 120
-            )
+        for worker in workers:  # Celery logs "<name>@<host> ready." once it consumes
+            dep.wait_until(f"{worker.name} ready", functools.partial(said_ready, worker), 120)
         dep.create_cos_connection("cos_default")
         yield dep
     finally:
@@ -81,7 +84,8 @@ def test_upload_killed_on_one_worker_resumes_on_the_other(celery_deployment: Dep
         return None
 
     pid, sent_before_kill = dep.wait_until("the upload task mid-upload", upload_midway, 180, interval=0.05)
-    (first,) = [w for w in workers.values() if pid in {p.pid for p in dep._family(w.pid)}]
+    first = dep.owner(pid)
+    assert first is not None and first.name in workers, f"pid {pid} is not a task of a worker: {first}"
     (second,) = [w for w in workers.values() if w is not first]
     # The running try keeps its upload session in the task state store, where any worker finds it.
     checkpoint = dep.upload_checkpoint(DAG_ID, run_id, "upload")
