@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from airflow_provider_cos.protocol.errors import (
     CosAlreadyExistsError,
@@ -22,6 +23,7 @@ from airflow_provider_cos.protocol.signing import Credentials, Signer
 from airflow_provider_cos.transfer.checkpoint import CheckpointStore
 from airflow_provider_cos.transfer.config import TransferConfig
 from airflow_provider_cos.transfer.coordinator import ExecutorFactory, TransferCoordinator, thread_executor
+from airflow_provider_cos.transfer.download import DownloadResult, FileDownload
 from airflow_provider_cos.transfer.progress import ProgressAggregator, ProgressCallback
 from airflow_provider_cos.transfer.requester import Requester
 from airflow_provider_cos.transfer.results import UploadResult
@@ -29,6 +31,7 @@ from airflow_provider_cos.transfer.transport import Transport
 from airflow_provider_cos.transfer.upload import FileUpload, with_bucket
 
 _log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 #: Codes meaning "no such file or folder" for ``stat`` (-197 is seen for folders in the wild).
 NOT_FOUND_CODES = frozenset({-166, -197})
@@ -178,6 +181,49 @@ class CosClient:
         :class:`CosIntegrityError` if the stored object does not match, :class:`CosCancelledError` after
         :meth:`cancel`, :class:`CosAlreadyExistsError` with ``insert_only`` on an existing path, ...
         """
+        def run(target: CosTarget, coordinator: TransferCoordinator) -> UploadResult:
+            return FileUpload(
+                requester=self._requester, dialect=self.dialect, target=target, config=self.config,
+                coordinator=coordinator, local_path=local_path, cos_path=cos_path, insert_only=insert_only,
+                biz_attr=biz_attr, checkpoint_store=checkpoint_store,
+                stat=lambda p, t: self.stat(p, t.bucket),
+                delete=lambda p, t: self.delete(p, t.bucket),
+                ensure_parents=(lambda: self.ensure_folders(cos_path, target.bucket)) if create_parents else None,
+            ).run()
+
+        return self._run(cos_path, run, bucket, progress, what="upload")
+
+    # ------------------------------------------------------------------ download
+    def download_file(
+        self,
+        cos_path: str,
+        local_path: str,
+        bucket: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> DownloadResult:
+        """Download the object at ``cos_path`` into ``local_path``; see :mod:`airflow_provider_cos.transfer.download`.
+
+        ``local_path`` is replaced atomically once the bytes are verified, never half-written. Raises a
+        typed :class:`CosError`: :class:`CosNotFoundError` for a missing object, :class:`CosIntegrityError`
+        if the bytes do not match the object's SHA-1, :class:`CosLocalFileError` for local I/O,
+        :class:`CosCancelledError` after :meth:`cancel`.
+        """
+        return self._run(cos_path, lambda target, coordinator: FileDownload(
+            requester=self._requester, dialect=self.dialect, target=target, config=self.config,
+            coordinator=coordinator, cos_path=cos_path, local_path=local_path,
+            stat=lambda p, t: self.stat(p, t.bucket),
+        ).run(), bucket, progress, what="download")
+
+    def _run(
+        self,
+        cos_path: str,
+        transfer: Callable[[CosTarget, TransferCoordinator], R],
+        bucket: str | None,
+        progress: ProgressCallback | None,
+        *,
+        what: str,
+    ) -> R:
+        """Run one transfer with its own coordinator, cancellable through :meth:`cancel`."""
         if self._cancelled.is_set():
             raise CosCancelledError("client was cancelled", path=cos_path)
         target = self._target(bucket)
@@ -185,23 +231,15 @@ class CosClient:
         with self._lock:
             self._active.add(coordinator)
         try:
-            upload = FileUpload(
-                requester=self._requester, dialect=self.dialect, target=target, config=self.config,
-                coordinator=coordinator, local_path=local_path, cos_path=cos_path, insert_only=insert_only,
-                biz_attr=biz_attr, checkpoint_store=checkpoint_store,
-                stat=lambda p, t: self.stat(p, t.bucket),
-                delete=lambda p, t: self.delete(p, t.bucket),
-                ensure_parents=(lambda: self.ensure_folders(cos_path, target.bucket)) if create_parents else None,
-            )
-            result = upload.run()
+            result = transfer(target, coordinator)
             if coordinator.cancelled:
-                raise CosCancelledError("upload cancelled", path=cos_path)
+                raise CosCancelledError(f"{what} cancelled", path=cos_path)
             return result
         except CosCancelledError:
             raise
         except Exception as e:
             if coordinator.cancelled:
-                raise CosCancelledError("upload cancelled", path=cos_path) from e
+                raise CosCancelledError(f"{what} cancelled", path=cos_path) from e
             raise
         finally:
             with self._lock:
