@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from airflow_provider_cos.transfer import (
         CheckpointStore,
         CosClient,
+        DownloadResult,
         ProgressCallback,
         RetryPolicy,
         UploadResult,
@@ -212,6 +213,23 @@ class CosHook(BaseHook):
             checkpoint_store=checkpoint_store,
             create_parents=create_parents,
         )
+
+    def download_file(
+        self,
+        cos_path: str,
+        local_path: str,
+        bucket: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> DownloadResult:
+        """Download the object at ``cos_path`` into ``local_path`` (its folder is created).
+
+        Ranged parts in parallel into ``.<name>.cosdownload`` beside the target, checked against the
+        object's SHA-1, then renamed onto ``local_path``: the file is never half-written, and a failed try
+        leaves the parts it fetched for the next one (see :mod:`airflow_provider_cos.transfer.download`).
+        """
+        return self.client.download_file(normalize_file_path(cos_path), local_path, bucket=self.resolve_bucket(bucket),
+                                         progress=progress)
 
     def ensure_parent_folders(self, cos_path: str, bucket: str | None = None) -> list[str]:
         """Create the folders above ``cos_path`` that do not exist yet; return those created."""
