@@ -46,14 +46,21 @@ def test_trigger_serializes_to_plain_json() -> None:
 
 @pytest.mark.usefixtures("airflow_db")
 def test_deferrable_sensor_waits_for_a_late_object(cos_conns: Any, tmp_path: Path) -> None:
+    """The object is uploaded only once the trigger has polled and seen it missing (the first poke in
+    the worker is one stat, a trigger poll the next): the sensor can succeed only through a later poll."""
     src = make_file(tmp_path / "late.bin", 2 * MiB + 5)
     sha1 = hashlib.sha1(src.read_bytes()).hexdigest()
+    stats_before_upload: list[int] = []
+    run_over = threading.Event()
 
-    def upload_later() -> None:
-        time.sleep(2.0)
+    def upload_once_the_trigger_polled() -> None:
+        while cos_conns.stats.requests.get("stat", 0) < 2:  # a condition, not a fixed delay
+            if run_over.wait(0.02):
+                return  # the sensor never polled twice: the run timed out, the test fails below
+        stats_before_upload.append(cos_conns.stats.requests["stat"])
         CosHook().upload_file(str(src), "/late/object.bin")
 
-    uploader = threading.Thread(target=upload_later)
+    uploader = threading.Thread(target=upload_once_the_trigger_polled)
     uploader.start()
     failures: list[str] = []
     dag = _sensor_dag(
@@ -68,12 +75,13 @@ def test_deferrable_sensor_waits_for_a_late_object(cos_conns: Any, tmp_path: Pat
     try:
         run = run_dag(dag)
     finally:
+        run_over.set()
         uploader.join()
+    assert stats_before_upload, "the trigger never polled"
     assert task_states(run) == {"wait": "success"}, failures
     ti = run.get_task_instances()[0]
     stat = ti.xcom_pull(task_ids="wait")
     assert stat["sha"] == sha1 and int(stat["filelen"]) == src.stat().st_size
-    assert cos_conns.stats.requests.get("stat", 0) >= 3  # first poke + trigger polls
 
 
 @pytest.mark.usefixtures("airflow_db")

@@ -3,11 +3,11 @@ running SHA-1; and what ``stat`` shows while an upload is open."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,8 +51,16 @@ def _send_partial_slice(client: Client, path: str, session: str, offset: int, ch
     head += f"Content-Length: {len(body)}\r\n\r\n"
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
         sock.sendall(head.encode("latin-1") + body[: start + keep])
-        time.sleep(0.3)  # let the server write what it got
-    time.sleep(0.2)
+        _end_and_wait_for_close(sock)
+
+
+def _end_and_wait_for_close(sock: socket.socket) -> None:
+    """End the request here (half-close) and wait until the server closes the connection, i.e. until
+    its handler is done with the request, what it got written (an event, not a sleep)."""
+    sock.shutdown(socket.SHUT_WR)
+    with contextlib.suppress(ConnectionResetError):
+        while sock.recv(65536):
+            pass
 
 
 def test_stat_is_never_complete_before_finish(v2: Client) -> None:
