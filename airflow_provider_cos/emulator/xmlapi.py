@@ -51,6 +51,7 @@ MAX_COMPLETE_BODY = 4 * 1024 * 1024
 _VHOST = re.compile(r"^([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)-([0-9]+)\.cos\.([A-Za-z0-9.-]+?)\.[^:]+(?::\d+)?$")
 #: keep-alive whitespace sent before the Complete result (COS streams spaces while it merges)
 COMPLETE_KEEPALIVE = b"\n" + b" " * 64 + b"\n"
+_EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
 #: XML operations whose body is the object data (read into a sink), and the one with an XML body.
 DATA_OPS = frozenset({"PutObject", "UploadPart"})
@@ -351,14 +352,12 @@ class XmlOperations:
         store = route.store
         path = self._path(route.key)
         meta = store.get(path)
-        if meta is None and not path.endswith("/"):
-            meta = None
         if meta is None:
             raise XmlError("NoSuchKey", f"no object {route.key}", status=404)
         meta = store.with_digests(meta)
         size = meta.filesize if meta.kind == "file" else 0
         ctype = meta.content_type or "application/octet-stream"
-        out = self._object_headers(meta) if meta.kind == "file" else [("ETag", quote_etag(hashlib.md5().hexdigest()))]
+        out = self._object_headers(meta) if meta.kind == "file" else [("ETag", quote_etag(_EMPTY_MD5))]
         status, start, end = 200, 0, size
         rng = headers.get("range")
         if rng and not head:
@@ -421,7 +420,9 @@ class XmlOperations:
                 continue
             meta = metas[key]
             size = meta.filesize if meta.kind == "file" else 0
-            etag = (meta.etag or quote_etag(meta.md5)) if meta.md5 or meta.etag else '"-"'
+            if meta.kind == "file":
+                meta = route.store.with_digests(meta)
+            etag = meta.etag or quote_etag(meta.md5 or _EMPTY_MD5)
             contents.append(ObjectEntry(key, _iso(meta.mtime), etag, size, owner_id=route.cfg.appid))
         listing = ObjectListing(
             name=f"{route.cfg.bucket}-{route.cfg.appid}",
@@ -552,7 +553,7 @@ class XmlOperations:
         route.store.discard_upload(state.upload_id)
         bucket = f"{route.cfg.bucket}-{route.cfg.appid}"
         result = CompletedUpload(
-            f"http://{bucket}.cos.{self.settings.region}.myqcloud.com/{route.key}", bucket, route.key, etag
+            f"http://{bucket}.cos.{self.settings.xml_region}.myqcloud.com/{route.key}", bucket, route.key, etag
         )
         return self._xml_reply(
             200, COMPLETE_KEEPALIVE + result.render(declaration=False), [("x-cos-hash-crc64ecma", crc)]

@@ -19,7 +19,9 @@ import requests
 from airflow_provider_cos.emulator import DEMO, CosEmulator
 from airflow_provider_cos.protocol.errors import CosSessionError
 from airflow_provider_cos.protocol.multipart import encode_form
+from airflow_provider_cos.protocol.xmloperations import XmlRequest
 from tests.emulator.client import Client, payload, raw_http, sha1
+from tests.emulator.xmlclient import XmlClient
 
 KiB = 1024
 
@@ -166,6 +168,10 @@ def test_full_disk_is_answered_as_such_and_cleaned_up(emulator_factory: Any, sma
     )
     _assert_storage_full(resp)
     assert client.stat("/").is_folder  # still serving
+    xml = XmlClient(emu.url)  # the XML API answers the same condition with its own <Error>
+    resp = xml.send(XmlRequest("PutObject", "PUT", "big-xml.bin", data_len=len(big)), big)
+    assert resp.status_code == 507 and b"<Code>InsufficientStorage</Code>" in resp.content, resp.content
+    assert _leftovers(small_disk) == []
     client.delete("/sliced.bin")  # aborting the upload frees its space
     client.upload("/small.bin", b"x" * 1000)
     assert client.stat("/small.bin").filesize == 1000
