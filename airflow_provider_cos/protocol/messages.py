@@ -33,6 +33,8 @@ class CosTarget:
     api_version: ApiVersion
     appid: str
     bucket: str
+    #: The bucket's region (``xml`` addresses ``<bucket>-<appid>.cos.<region>.myqcloud.com``); v1/v2 ignore it.
+    region: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "endpoint", normalize_endpoint(self.endpoint))
