@@ -16,6 +16,7 @@ from typing import TypeVar
 from airflow_provider_cos.protocol.errors import (
     CosAlreadyExistsError,
     CosCancelledError,
+    CosError,
     CosNotFoundError,
 )
 from airflow_provider_cos.protocol.messages import CosTarget, ListPage, StatInfo
@@ -28,7 +29,7 @@ from airflow_provider_cos.protocol.xmlsigning import XmlCredentials
 from airflow_provider_cos.transfer.checkpoint import CheckpointStore
 from airflow_provider_cos.transfer.config import TransferConfig
 from airflow_provider_cos.transfer.coordinator import ExecutorFactory, TransferCoordinator, thread_executor
-from airflow_provider_cos.transfer.download import DownloadResult, FileDownload
+from airflow_provider_cos.transfer.download import DownloadResult, FileDownload, PartFetcher
 from airflow_provider_cos.transfer.multipart import MultipartUpload
 from airflow_provider_cos.transfer.progress import ProgressAggregator, ProgressCallback
 from airflow_provider_cos.transfer.requester import Requester
@@ -277,11 +278,42 @@ class CosClient:
         if the bytes do not match the object's SHA-1, :class:`CosLocalFileError` for local I/O,
         :class:`CosCancelledError` after :meth:`cancel`.
         """
-        return self._run(cos_path, lambda target, coordinator: FileDownload(
-            requester=self._requester, dialect=self.dialect, target=target, config=self.config,
-            coordinator=coordinator, cos_path=cos_path, local_path=local_path,
-            stat=lambda p, t: self.stat(p, t.bucket),
-        ).run(), bucket, progress, what="download")
+        path = normalize_file_path(cos_path)
+
+        def run(target: CosTarget, coordinator: TransferCoordinator) -> DownloadResult:
+            return FileDownload(
+                fetch=self._part_fetcher(target, path), target=target, config=self.config,
+                coordinator=coordinator, cos_path=path, local_path=local_path,
+                stat=lambda p, t: self.stat(p, t.bucket),
+            ).run()
+
+        return self._run(path, run, bucket, progress, what="download")
+
+    def _part_fetcher(self, target: CosTarget, path: str) -> PartFetcher:
+        """One ranged read of ``path``: JSON, a signed GET of the object URL; XML, GetObject with Range."""
+        if self.xml:
+            xml, key = xml_target(target), object_key(path)
+
+            def fetch_xml(start: int, length: int, stop: threading.Event,
+                          on_retry: Callable[[CosError], None]) -> bytes:
+                request = XML.prepare_get_object(key, start=start, end=start + length - 1)
+                return self._xml.call(
+                    xml, request, lambda s, h, b: XML.process_get_object(s, h, b, key=key, start=start).data,
+                    stop=stop, on_retry=on_retry,
+                )
+
+            return fetch_xml
+
+        def fetch_json(start: int, length: int, stop: threading.Event,
+                       on_retry: Callable[[CosError], None]) -> bytes:
+            request = self.dialect.prepare_download(path, start=start, length=length)
+            return self._requester.call(
+                target, request,
+                lambda s, b: self.dialect.process_download(s, b, path=path, start=start, length=length),
+                stop=stop, on_retry=on_retry,
+            )
+
+        return fetch_json
 
     def _run(
         self,

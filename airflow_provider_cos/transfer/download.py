@@ -1,6 +1,7 @@
 """Downloads: one object into one local file, in ranged parts, verified, then renamed into place.
 
-The object is ``stat``-ed first (its size and SHA-1 decide everything), then its bytes are fetched as
+The object is ``stat``-ed first (its size and its checksum decide everything: SHA-1 from a JSON
+generation's ``stat``, CRC64 from the XML API's ``HeadObject``), then its bytes are fetched as
 ``(offset, length)`` parts of ``TransferConfig.download_part_size``, at most ``max_workers`` in flight on
 the client's one connection pool, each retried by the client's :class:`RetryPolicy` (a reset, a 5xx, a
 truncated or over-long answer). Each part is written with ``os.pwrite`` at its offset into a temporary
@@ -9,16 +10,22 @@ flight (``TransferConfig.download_memory_bound``).
 
 Guarantees:
 
-* ``local_path`` is only ever replaced whole: the temporary file is hashed (SHA-1 against ``stat``'s
-  ``sha``; sizes always), ``fsync``-ed and ``os.replace``-d onto it. A failure leaves ``local_path`` as
-  it was (absent or the previous version).
+* ``local_path`` is only ever replaced whole: the bytes are checked (JSON: SHA-1 of the temporary file
+  against ``stat``'s ``sha``; XML: the CRC64 of each part as it arrives, combined with
+  :func:`crc64_fold` and compared with the object's ``x-cos-hash-crc64ecma``; sizes always), then the
+  file is ``fsync``-ed and ``os.replace``-d onto it. A failure leaves ``local_path`` as it was (absent or
+  the previous version).
 * Resume: the parts already written are listed in ``.<name>.cosdownload.json`` (written after each part,
-  atomically). A later download of the same object (same path, size, SHA-1, part size) to the same
-  ``local_path`` fetches only the missing parts; anything else starts afresh. The bytes are trusted only
-  through the final hash: a mismatch discards the temporary file and raises :class:`CosIntegrityError`
-  (the object changed during the download, or the partial file was altered).
+  atomically). A later download of the same object (same path, size, checksum, ETag, part size) to the
+  same ``local_path`` fetches only the missing parts; anything else starts afresh. Resumed bytes are
+  trusted only through the final check (for XML their CRCs are recomputed from the partial file): a
+  mismatch discards the temporary file and raises :class:`CosIntegrityError` (the object changed during
+  the download, or the partial file was altered).
 * Progress is reported as for uploads (:class:`ProgressEvent`): bytes of received parts, and the bytes
   found in the partial file of an earlier try as ``bytes_found``.
+
+The generation-specific part is one function, :data:`PartFetcher` (JSON: a signed ranged GET of the
+object URL; XML: GetObject with ``Range``), given by the client.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_cos.protocol.crc64 import Crc64, crc64_fold
 from airflow_provider_cos.protocol.errors import (
     CosError,
     CosIntegrityError,
@@ -43,13 +51,11 @@ from airflow_provider_cos.protocol.errors import (
     CosUnfinishedUploadError,
 )
 from airflow_provider_cos.protocol.messages import CosTarget, StatInfo
-from airflow_provider_cos.protocol.operations import Dialect
 from airflow_provider_cos.protocol.paths import normalize_file_path
 from airflow_provider_cos.transfer.config import TransferConfig
 from airflow_provider_cos.transfer.coordinator import TransferCoordinator
 from airflow_provider_cos.transfer.hashing import hash_file, local_io_error, open_regular_file
 from airflow_provider_cos.transfer.plan import Slice
-from airflow_provider_cos.transfer.requester import Requester
 
 _log = logging.getLogger(__name__)
 
@@ -57,18 +63,47 @@ PARTIAL_SUFFIX = ".cosdownload"
 STATE_SUFFIX = ".cosdownload.json"
 _SHA1_HEX = frozenset("0123456789abcdef")
 
+#: ``fetch(start, length, stop, on_retry)``: exactly ``length`` bytes of the object from ``start``, retried
+#: by the client's policy (``stop`` cancels, ``on_retry`` is told of each retry); raises a typed error.
+PartFetcher = Callable[[int, int, threading.Event, Callable[[CosError], None]], bytes]
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    """What a download checks against: the size and one checksum (``sha1`` for JSON, ``crc64`` for XML;
+    neither when the server reports none); ``etag`` (XML) also identifies the version for resume."""
+
+    size: int
+    sha1: str | None
+    crc64: int | None
+    etag: str | None = None
+
+    @classmethod
+    def of_stat(cls, info: StatInfo) -> RemoteObject:
+        assert info.filesize is not None
+        sha = (info.sha or "").lower()
+        crc_text = str(info.raw.get("crc64") or "")
+        return cls(
+            size=info.filesize,
+            sha1=sha if len(sha) == 40 and set(sha) <= _SHA1_HEX else None,
+            crc64=int(crc_text) if crc_text.isdigit() else None,
+            etag=str(info.raw["etag"]) if info.raw.get("etag") else None,
+        )
+
 
 @dataclass(frozen=True)
 class DownloadResult:
     """What ``CosClient.download_file`` returns. ``bytes_received`` counts bytes of parts fetched by this
-    call; ``bytes_resumed`` were found in the partial file of an earlier try; ``sha1`` is the verified
-    digest (``None`` when the server reported none: then only the size was checked)."""
+    call; ``bytes_resumed`` were found in the partial file of an earlier try; ``sha1`` (JSON) or ``crc64``
+    (XML, decimal) is the verified checksum (``None`` when the server reported none: then only the size
+    was checked)."""
 
     local_path: str
     cos_path: str
     resource_path: str
     size: int
     sha1: str | None
+    crc64: str | None
     bytes_received: int
     parts_received: int
     bytes_resumed: int
@@ -97,8 +132,7 @@ class FileDownload:
     def __init__(
         self,
         *,
-        requester: Requester,
-        dialect: Dialect,
+        fetch: PartFetcher,
         target: CosTarget,
         config: TransferConfig,
         coordinator: TransferCoordinator,
@@ -106,8 +140,7 @@ class FileDownload:
         local_path: str | os.PathLike[str],
         stat: Callable[[str, CosTarget], StatInfo | None],
     ) -> None:
-        self._requester = requester
-        self._dialect = dialect
+        self._fetch_part = fetch
         self._target = target
         self._config = config
         self._coordinator = coordinator
@@ -117,19 +150,22 @@ class FileDownload:
         self._partial, self._state_file = partial_paths(self.local_path)
         self._lock = threading.Lock()
         self._done: set[int] = set()
+        self._crcs: dict[int, int] = {}  # part offset -> CRC64 of its bytes (XML)
 
     # ------------------------------------------------------------------ steps
     def run(self) -> DownloadResult:
         started = time.monotonic()
         self._check_local_target()
-        info = self._stat(self.cos_path, self._target)
-        size, sha = self._object_of(info)
+        remote = self._object_of(self._stat(self.cos_path, self._target))
+        size = remote.size
         parts = plan_parts(size, self._config.download_part_size)
         state = {
             "cos_path": self.cos_path,
             "resource": self._target.fileid(self.cos_path),
             "size": size,
-            "sha": sha,
+            "sha": remote.sha1,
+            "crc64": remote.crc64,
+            "etag": remote.etag,
             "part_size": self._config.download_part_size,
         }
         resumed = self._load_state(state)
@@ -146,11 +182,14 @@ class FileDownload:
                 size,
                 self._partial,
             )
+        with_crc = remote.crc64 is not None
         fd = self._open_partial(size, fresh=not resumed)
         try:
+            if with_crc:
+                self._crc_of_resumed(fd, [p for p in parts if p.offset in self._done])
             coordinator.run_slices(
                 pending,
-                lambda part: self._fetch(fd, part, state),
+                lambda part: self._fetch(fd, part, state, crc=with_crc),
                 max_in_flight=max(1, min(self._config.max_workers, len(pending))),
             )
             try:
@@ -160,7 +199,7 @@ class FileDownload:
         finally:
             coordinator.when_idle(lambda: os.close(fd))  # a cancelled worker may still be writing
         coordinator.progress.flush()
-        digest = self._verify(size, sha)
+        checksum = self._verify(remote, parts)
         try:
             os.replace(self._partial, self.local_path)
         except OSError as e:
@@ -171,7 +210,8 @@ class FileDownload:
             cos_path=self.cos_path,
             resource_path=self._target.fileid(self.cos_path),
             size=size,
-            sha1=digest,
+            sha1=checksum if remote.sha1 is not None and not with_crc else None,
+            crc64=checksum if with_crc else None,
             bytes_received=coordinator.bytes_sent,
             parts_received=coordinator.slices_sent,
             bytes_resumed=bytes_resumed,
@@ -189,7 +229,7 @@ class FileDownload:
         except OSError as e:
             raise local_io_error(e, "create the folder of", str(target)) from e
 
-    def _object_of(self, info: StatInfo | None) -> tuple[int, str | None]:
+    def _object_of(self, info: StatInfo | None) -> RemoteObject:
         if info is None:
             raise CosNotFoundError("no such object", code=-166, operation="download", path=self.cos_path)
         if info.is_folder:
@@ -200,13 +240,12 @@ class FileDownload:
                 operation="download",
                 path=self.cos_path,
             )
-        sha = (info.sha or "").lower()
-        if len(sha) != 40 or not set(sha) <= _SHA1_HEX:
+        remote = RemoteObject.of_stat(info)
+        if remote.sha1 is None and remote.crc64 is None:
             _log.warning(
-                "stat of %s reports no SHA-1 (%r): the download is checked by size only", self.cos_path, info.sha
+                "the server reports no SHA-1 or CRC64 for %s: the download is checked by size only", self.cos_path
             )
-            return info.filesize, None
-        return info.filesize, sha
+        return remote
 
     # ------------------------------------------------------------------ partial file and its state
     def _load_state(self, expected: dict[str, Any]) -> bool:
@@ -256,19 +295,20 @@ class FileDownload:
                 leftover.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ one part (worker thread)
-    def _fetch(self, fd: int, part: Slice, state: dict[str, Any]) -> None:
+    def _fetch(self, fd: int, part: Slice, state: dict[str, Any], *, crc: bool) -> None:
         coordinator = self._coordinator
-        request = self._dialect.prepare_download(self.cos_path, start=part.offset, length=part.length)
-
-        def process(status: int, body: bytes) -> bytes:
-            return self._dialect.process_download(
-                status, body, path=self.cos_path, start=part.offset, length=part.length
-            )
 
         def on_retry(_error: CosError) -> None:
             coordinator.record_retry()
 
-        data = self._requester.call(self._target, request, process, stop=coordinator.stop, on_retry=on_retry)
+        data = self._fetch_part(part.offset, part.length, coordinator.stop, on_retry)
+        if len(data) != part.length:  # the fetcher's contract; a short part is never recorded as done
+            raise CosIntegrityError(
+                f"part at {part.offset}: {len(data)} bytes instead of {part.length}",
+                operation="download",
+                path=self.cos_path,
+            )
+        part_crc = Crc64(data).value if crc else None
         view = memoryview(data)
         written = 0
         try:
@@ -280,36 +320,62 @@ class FileDownload:
         coordinator.progress.add(part.length)
         with self._lock:
             self._done.add(part.offset)
+            if part_crc is not None:
+                self._crcs[part.offset] = part_crc
             self._save_state(state)
 
     # ------------------------------------------------------------------ integrity
-    def _verify(self, size: int, sha: str | None) -> str | None:
+    def _crc_of_resumed(self, fd: int, resumed: list[Slice]) -> None:
+        """CRC64 of each part found in the partial file, read back from it (the file is what counts)."""
+        for part in resumed:
+            crc = Crc64()
+            offset = part.offset
+            while offset < part.end:
+                try:
+                    chunk = os.pread(fd, min(self._config.hash_chunk_size, part.end - offset), offset)
+                except OSError as e:
+                    raise local_io_error(e, "read", str(self._partial)) from e
+                if not chunk:
+                    break
+                crc.update(chunk)
+                offset += len(chunk)
+            self._crcs[part.offset] = crc.value
+
+    def _verify(self, remote: RemoteObject, parts: list[Slice]) -> str | None:
+        """The verified checksum (CRC64 decimal or SHA-1 hex), or ``None`` when there was none to check."""
         path = str(self._partial)
         fd, identity = open_regular_file(path)
         try:
-            if identity.size != size:
+            if identity.size != remote.size:
                 self._discard_partial()
                 raise CosIntegrityError(
-                    f"downloaded {identity.size} bytes, the object has {size}", operation="download", path=self.cos_path
+                    f"downloaded {identity.size} bytes, the object has {remote.size}",
+                    operation="download",
+                    path=self.cos_path,
                 )
-            if sha is None:
+            if remote.crc64 is not None:
+                what, expected = "CRC64", str(remote.crc64)
+                got = str(crc64_fold((self._crcs[p.offset], p.length) for p in parts))
+            elif remote.sha1 is not None:
+                what, expected = "SHA-1", remote.sha1
+                got = hash_file(
+                    fd,
+                    identity,
+                    path=path,
+                    parts_slice_size=None,
+                    chunk_size=self._config.hash_chunk_size,
+                    cancel=self._coordinator.stop,
+                ).sha1
+            else:
                 return None
-            digest = hash_file(
-                fd,
-                identity,
-                path=path,
-                parts_slice_size=None,
-                chunk_size=self._config.hash_chunk_size,
-                cancel=self._coordinator.stop,
-            ).sha1
         finally:
             os.close(fd)
-        if digest != sha:
+        if got != expected:
             self._discard_partial()
             raise CosIntegrityError(
-                f"SHA-1 of the downloaded bytes {digest} differs from the object's {sha} (changed during the "
+                f"{what} of the downloaded bytes {got} differs from the object's {expected} (changed during the "
                 "download?); the partial file was discarded, a retry starts afresh",
                 operation="download",
                 path=self.cos_path,
             )
-        return digest
+        return got

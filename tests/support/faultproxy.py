@@ -269,7 +269,7 @@ class FaultProxy:
                     rhead = _read_head(ufile)
                     if rhead is None:
                         raise _Closed("upstream closed without an answer")
-                    rlength = _content_length(rhead)
+                    rlength = 0 if head.startswith(b"HEAD ") else _content_length(rhead)  # HEAD: no body
                     if fault is not None and fault.action == "stall":
                         self._stopped.wait(fault.stall_seconds)
                         return
