@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from airflow_provider_cos.transfer import DownloadResult, ProgressCallback
 
 #: Keys pushed to XCom besides ``return_value`` (= the local path).
-XCOM_KEYS = ("resource_path", "sha1", "size")
+XCOM_KEYS = ("resource_path", "sha1", "crc64", "size")
 
 
 def split_resource_path(resource_path: str) -> tuple[str, str, str]:
@@ -54,7 +54,8 @@ class CosToLocalFilesystemOperator(BaseOperator):
     :param cos_conn_id: the ``cos`` connection.
     :param max_workers: parts in flight (default: connection's ``max_workers``).
 
-    XCom: ``return_value`` = the local path; keys ``resource_path``, ``sha1``, ``size``.
+    XCom: ``return_value`` = the local path; keys ``resource_path``, ``size`` and the verified checksum:
+    ``sha1`` (JSON generations) or ``crc64`` (XML).
     """
 
     template_fields: Sequence[str] = ("cos_path", "local_path", "bucket", "resource_path")
@@ -123,14 +124,14 @@ class CosToLocalFilesystemOperator(BaseOperator):
         self.log.info("Downloading %s to %s", where, self.local_path)
         result = self._download(hook, cos_path, bucket, where)
         self.log.info(
-            "Downloaded %s: %d bytes in %.1f s (%d fetched in %d part(s), %d resumed); SHA-1 %s",
+            "Downloaded %s: %d bytes in %.1f s (%d fetched in %d part(s), %d resumed); verified %s",
             cos_path,
             result.size,
             result.elapsed,
             result.bytes_received,
             result.parts_received,
             result.bytes_resumed,
-            result.sha1 or "not reported by the server (size checked)",
+            f"SHA-1 {result.sha1}" if result.sha1 else f"CRC64 {result.crc64}" if result.crc64 else "size only",
         )
         ti = context["ti"]
         for key in XCOM_KEYS:
