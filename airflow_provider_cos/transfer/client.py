@@ -10,7 +10,7 @@ import builtins
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from airflow_provider_cos.protocol.errors import (
@@ -26,6 +26,7 @@ from airflow_provider_cos.protocol.signing import Credentials, Signer
 from airflow_provider_cos.protocol.xmlmessages import ObjectEntry
 from airflow_provider_cos.protocol.xmloperations import XML, ObjectHead
 from airflow_provider_cos.protocol.xmlsigning import XmlCredentials
+from airflow_provider_cos.transfer.batch import BatchItem, BatchResult, FileOutcome, run_batch
 from airflow_provider_cos.transfer.checkpoint import CheckpointStore
 from airflow_provider_cos.transfer.config import TransferConfig
 from airflow_provider_cos.transfer.coordinator import ExecutorFactory, TransferCoordinator, thread_executor
@@ -238,8 +239,10 @@ class CosClient:
         checkpoint_store: CheckpointStore | None = None,
         *,
         create_parents: bool = True,
+        executor_factory: ExecutorFactory | None = None,
     ) -> UploadResult:
         """Upload one local file to ``cos_path``; see :mod:`airflow_provider_cos.transfer.upload`.
+        (``executor_factory``: where the slices run, e.g. a batch's shared pool; default the client's.)
 
         Raises a typed :class:`CosError`: :class:`CosFileChangedError` if the file changed meanwhile,
         :class:`CosIntegrityError` if the stored object does not match, :class:`CosCancelledError` after
@@ -261,7 +264,35 @@ class CosClient:
                 ensure_parents=(lambda: self.ensure_folders(cos_path, target.bucket)) if create_parents else None,
             ).run()
 
-        return self._run(cos_path, run, bucket, progress, what="upload")
+        return self._run(cos_path, run, bucket, progress, what="upload", executor_factory=executor_factory)
+
+    def upload_files(
+        self,
+        items: Sequence[BatchItem],
+        bucket: str | None = None,
+        insert_only: bool = False,
+        biz_attr: str | None = None,
+        checkpoint_store: CheckpointStore | None = None,
+        *,
+        create_parents: bool = True,
+        skip_identical: bool = True,
+        on_done: Callable[[FileOutcome, int, int], object] | None = None,
+    ) -> BatchResult:
+        """Upload many files; see :mod:`airflow_provider_cos.transfer.batch` (one bounded pool for all
+        their slices, files already stored with the same content skipped, every outcome reported).
+        Never raises for a file's failure: call :meth:`BatchResult.raise_for_failures`."""
+        target = self._target(bucket)
+
+        def upload_one(item: BatchItem, factory: ExecutorFactory) -> UploadResult:
+            return self.upload_file(item.local_path, item.cos_path, bucket, insert_only, biz_attr,
+                                    checkpoint_store=checkpoint_store, create_parents=create_parents,
+                                    executor_factory=factory)
+
+        return run_batch(
+            items, upload_one, lambda p: self.stat(p, target.bucket), target.fileid,
+            max_workers=self.config.max_workers, crc=self.xml, skip_identical=skip_identical, on_done=on_done,
+            stop=self._cancelled,
+        )
 
     # ------------------------------------------------------------------ download
     def download_file(
@@ -323,12 +354,14 @@ class CosClient:
         progress: ProgressCallback | None,
         *,
         what: str,
+        executor_factory: ExecutorFactory | None = None,
     ) -> R:
         """Run one transfer with its own coordinator, cancellable through :meth:`cancel`."""
         if self._cancelled.is_set():
             raise CosCancelledError("client was cancelled", path=cos_path)
         target = self._target(bucket)
-        coordinator = TransferCoordinator(ProgressAggregator(0, progress), executor_factory=self._executor_factory)
+        coordinator = TransferCoordinator(ProgressAggregator(0, progress),
+                                          executor_factory=executor_factory or self._executor_factory)
         with self._lock:
             self._active.add(coordinator)
         try:
