@@ -8,7 +8,7 @@ session with its connection pool. All protocol and transfer logic lives below, i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         RetryPolicy,
         UploadResult,
     )
+    from airflow_provider_cos.transfer.batch import BatchItem, BatchResult, FileOutcome
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,30 @@ class CosHook(BaseHook):
             progress=progress,
             checkpoint_store=checkpoint_store,
             create_parents=create_parents,
+        )
+
+    def upload_files(
+        self,
+        items: Sequence[BatchItem],
+        bucket: str | None = None,
+        *,
+        overwrite: bool = True,
+        biz_attr: str | None = None,
+        create_parents: bool = True,
+        checkpoint_store: CheckpointStore | None = None,
+        on_done: Callable[[FileOutcome, int, int], object] | None = None,
+    ) -> BatchResult:
+        """Upload many files with one bounded pool; files already stored with the same content are skipped
+        (see :mod:`airflow_provider_cos.transfer.batch`). Never raises for one file: check the result."""
+        from airflow_provider_cos.transfer.batch import BatchItem
+        return self.client.upload_files(
+            [BatchItem(i.local_path, normalize_file_path(i.cos_path)) for i in items],
+            self.resolve_bucket(bucket),
+            insert_only=not overwrite,
+            biz_attr=biz_attr,
+            checkpoint_store=checkpoint_store,
+            create_parents=create_parents,
+            on_done=on_done,
         )
 
     def download_file(

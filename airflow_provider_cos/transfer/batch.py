@@ -206,3 +206,45 @@ def run_batch(
     finally:
         pool.close()
     return BatchResult([o for o in outcomes if o is not None])
+
+
+def expand_local_paths(local_path: str | Sequence[str], prefix: str) -> list[BatchItem]:
+    """The files of a directory (recursively), a glob pattern (``**`` allowed) or a list of files, each
+    paired with its object path under the folder ``prefix`` (``/dir/``): a directory's or a glob's
+    files keep their path relative to the directory (the glob's part before its first wildcard); a
+    list's files keep their base name. Raises :class:`CosLocalFileError` for nothing to upload or a
+    missing entry, :class:`CosConfigError` for two files mapped to one object."""
+    import glob
+
+    from airflow_provider_cos.protocol.errors import CosConfigError, CosLocalFileError
+
+    pairs: list[tuple[str, str]] = []
+    if isinstance(local_path, str) and os.path.isdir(local_path):
+        for root, dirs, files in os.walk(local_path):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                pairs.append((full, os.path.relpath(full, local_path)))
+    elif isinstance(local_path, str) and glob.has_magic(local_path):
+        parts = local_path.split(os.sep)
+        fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+        base = os.sep.join(parts[:fixed]) or "."
+        for full in sorted(glob.glob(local_path, recursive=True)):
+            if os.path.isfile(full):
+                pairs.append((full, os.path.relpath(full, base)))
+    elif isinstance(local_path, str):
+        raise CosLocalFileError("a single file is not a batch: give a directory, a glob or a list", path=local_path)
+    else:
+        for entry in local_path:
+            if not os.path.isfile(entry):
+                raise CosLocalFileError("list entry is not an existing file", path=str(entry))
+            pairs.append((str(entry), os.path.basename(entry)))
+    if not pairs:
+        raise CosLocalFileError("matches no file", path=str(local_path))
+    items: dict[str, BatchItem] = {}
+    for full, rel in pairs:
+        cos_path = prefix.rstrip("/") + "/" + rel.replace(os.sep, "/")
+        if cos_path in items:
+            raise CosConfigError(f"{items[cos_path].local_path} and {full} would both be {cos_path}")
+        items[cos_path] = BatchItem(full, cos_path)
+    return list(items.values())
