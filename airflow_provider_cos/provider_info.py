@@ -40,6 +40,7 @@ PROVIDER_INFO: dict[str, Any] = {
     "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_cos.sensors.cos"]}],
     "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_cos.triggers.cos"]}],
     "extra-links": ["airflow_provider_cos.links.CosObjectLink"],
+    "filesystems": ["airflow_provider_cos.fs.cos"],
     "connection-types": [
         {
             "hook-class-name": "airflow_provider_cos.hooks.cos.CosHook",

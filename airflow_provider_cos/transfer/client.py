@@ -320,6 +320,13 @@ class CosClient:
 
         return self._run(path, run, bucket, progress, what="download")
 
+    def read_range(self, cos_path: str, start: int, length: int, bucket: str | None = None) -> bytes:
+        """Exactly ``length`` bytes of the object from ``start`` (one ranged request, retried by the policy)."""
+        if length <= 0:
+            return b""
+        path = normalize_file_path(cos_path)
+        return self._part_fetcher(self._target(bucket), path)(start, length, threading.Event(), lambda _e: None)
+
     def _part_fetcher(self, target: CosTarget, path: str) -> PartFetcher:
         """One ranged read of ``path``: JSON, a signed GET of the object URL; XML, GetObject with Range."""
         if self.xml:
