@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from typing import Any
 
@@ -122,7 +123,9 @@ def test_a_failed_upload_fails_the_run(
     run = _dagbag().dags[dag_id].test(run_conf=conf)
     tis = _tis(run)
     assert tis[upload_task].state == "failed", {k: v.state for k, v in tis.items()}
-    assert tis[cleanup_task].state == "success"  # the teardown still removed the local file
+    assert tis[cleanup_task].state == "success"  # the teardown still ran
+    (maker,) = (t for t in tis if t.startswith("make_"))
+    assert not os.path.exists(tis[maker].xcom_pull(task_ids=maker)["path"])  # and removed the local file
     assert run.state == DagRunState.FAILED
 
 
