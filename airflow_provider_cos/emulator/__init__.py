@@ -1,4 +1,5 @@
-"""A local emulator of the Tencent COS legacy JSON API (``/files/v1`` and ``/files/v2``).
+"""A local emulator of Tencent COS: the legacy JSON API (``/files/v1``, ``/files/v2``) and the XML API,
+on one port and one storage.
 
 For development, the demo and the tests. It uses the protocol layer (one signer/verifier, one multipart
 decoder, one error table) and never imports the transfer engine or Airflow. See docs/emulator.md.

@@ -1,10 +1,11 @@
-"""The COS JSON API service (COS_JSON_API.md §7): routing, auth, faults, control endpoints.
+"""The COS service: routing, the one request pipeline, auth, faults, control endpoints.
 
 :class:`CosApp` is transport-independent: the HTTP layer hands it an :class:`Exchange` (method, target,
-headers, a body reader) and sends back the :class:`Reply`. Every failure is an envelope
-``{"code","message","data"}`` with the HTTP status from the protocol's ``ERROR_TABLE``; only a bug gives
-a 500 (and is logged). Both ``/files/v1`` and ``/files/v2`` are served; the operations themselves are
-in :mod:`airflow_provider_cos.emulator.operations`.
+headers, a body reader) and sends back the :class:`Reply`. ``/files/v1`` and ``/files/v2`` are the JSON
+API (failures are envelopes ``{"code","message","data"}`` with the HTTP status from ``ERROR_TABLE``);
+every other URL is the XML API (failures are ``<Error>`` documents, see :mod:`.xmlapi`). All three
+generations go through :meth:`CosApp._handle_api` once; only a bug gives a 500 (and is logged). The
+operations themselves are in :mod:`airflow_provider_cos.emulator.operations` and :mod:`.xmlapi`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from airflow_provider_cos.emulator.storage import (
 from airflow_provider_cos.emulator.xmlapi import (
     DATA_OPS,
     MAX_COMPLETE_BODY,
+    MAX_PART_SIZE,
     XmlError,
     XmlOperations,
     XmlRoute,
@@ -139,7 +141,9 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
         try:
             return self._handle_api(ex, raw_path, query, xml=xml)
         except XmlError as exc:
-            return self.xml_error_reply(exc, resource=self._resource(ex, raw_path), method=ex.method)
+            reply = self.xml_error_reply(exc, resource=self._resource(ex, raw_path), method=ex.method)
+            reply.close = not ex.reader.exhausted  # refused before its body was read
+            return reply
         except ApiError as exc:
             return error_reply(exc.code, exc.detail, status=exc.status)
         except BadRequest as exc:
@@ -204,6 +208,9 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
     def _read_body(self, req: Request) -> RequestBody:
         ex = req.ex
         if req.xml is not None and req.op in DATA_OPS:
+            length = ex.headers.get("content-length", "")
+            if length.isdigit() and int(length) > MAX_PART_SIZE:  # refused before 5 GiB are read
+                raise XmlError("EntityTooLarge", "a PutObject body or a part is at most 5 GiB")
             return read_raw(ex.reader, lambda: self._sink_for(req, {}), xml_data_hashers())
         if req.xml is not None and req.op == "CompleteMultipartUpload":
             return RequestBody({}, None, read_small(ex.reader, MAX_COMPLETE_BODY))

@@ -218,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.app.stats.internal_error()
             reply = error_reply(-181, "internal emulator error", status=500)
         close = reply.close
-        if not reader.exhausted and not reader.drain():
+        if not close and not reader.exhausted and not reader.drain():  # no point reading what is dropped
             close = True
         self._send(reply, close=close)
         log.debug("%s %s -> %d (%.1f ms)", self.command, redact(self.path), reply.status,

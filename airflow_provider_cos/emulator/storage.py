@@ -1,4 +1,4 @@
-"""On-disk state of one emulated bucket: objects, folders and open slice sessions.
+"""On-disk state of one emulated bucket: objects, folders, open slice sessions and XML multipart uploads.
 
 Layout under ``<data_dir>/buckets/<appid>-<bucket>/``::
 
@@ -7,6 +7,8 @@ Layout under ``<data_dir>/buckets/<appid>-<bucket>/``::
     sessions/<sha256(id)>/session.json   an open slice upload
                          /data           its content, created at init with the declared size (sparse)
                          /received       journal of received slices (``+offset length`` / ``-offset`` lines)
+    uploads/<sha256(uploadId)>/upload.json   an XML multipart upload
+                              /part-<n>, part-<n>.json   a part and its size, MD5 and CRC-64
 
 No user-supplied string is ever used as a file name (paths and session ids are hashed), so nothing can
 escape the data directory. Every metadata file is written to a temporary name and renamed, and a file

@@ -25,7 +25,7 @@ from airflow_provider_cos.emulator.httpio import Spooled
 from airflow_provider_cos.emulator.replies import Reply
 from airflow_provider_cos.emulator.storage import CHUNK, BucketStore, ObjectMeta, SessionGone, UploadState
 from airflow_provider_cos.protocol.crc64 import Crc64, crc64_fold, format_crc64
-from airflow_provider_cos.protocol.errors import CosAuthError, CosProtocolError, xml_spec
+from airflow_provider_cos.protocol.errors import CosAuthError, CosPathError, CosProtocolError, xml_spec
 from airflow_provider_cos.protocol.xmlmessages import (
     CompletedUpload,
     ErrorBody,
@@ -137,7 +137,7 @@ class XmlOperations:
         bucket (a bare address such as ``127.0.0.1:<port>``); the key is the decoded rest of the path."""
         try:
             path = uri_pathname_of(raw_path)
-        except UnicodeDecodeError:
+        except CosPathError:
             raise XmlError("InvalidObjectName", "the key is not valid percent-encoded UTF-8") from None
         by_name = {f"{cfg.bucket}-{cfg.appid}": (cfg, store) for cfg, store in self._buckets.values()}
         prefix = ""

@@ -96,3 +96,24 @@ def test_bad_flags_get_one_line_errors() -> None:
     assert out.returncode == 2
     assert "app_id must be a decimal number, got 'abc'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_startup_says_how_to_address_the_xml_api(tmp_path: Path) -> None:
+    from tests.emulator.xmlclient import XmlClient
+
+    proc, line = _start(["--port", "0", "--data-dir", str(tmp_path), "--region", "ap-beijing"])
+    try:
+        url = line.strip()
+        assert proc.stderr is not None
+        help_line = proc.stderr.readline()
+        host = f"{DEMO.bucket}-{DEMO.appid}.cos.ap-beijing.myqcloud.com"
+        assert f"XML API at {url}: send 'Host: {host}'" in help_line, help_line
+        assert f"{url}/{DEMO.bucket}-{DEMO.appid}/<key>" in help_line
+        xml = XmlClient(url)
+        xml.call("put_object", "cli.txt", 3, data=b"xml")
+        assert Client(url, "v1").stat("/cli.txt").filesize == 3
+    finally:
+        _stop(proc)
+    out = subprocess.run([sys.executable, "-m", "airflow_provider_cos.emulator", "--region", "not a region"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "region must look like ap-guangzhou" in out.stderr

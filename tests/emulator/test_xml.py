@@ -22,7 +22,7 @@ from airflow_provider_cos.protocol.errors import (
 from airflow_provider_cos.protocol.xmlmessages import CompletePart, parse_error_body, render_complete_request
 from airflow_provider_cos.protocol.xmloperations import XmlRequest
 from airflow_provider_cos.protocol.xmlsigning import XmlCredentials, XmlSigner
-from tests.emulator.client import Client, payload, sha1
+from tests.emulator.client import Client, payload, raw_http, sha1
 from tests.emulator.xmlclient import XmlClient
 
 MiB = 1 << 20
@@ -287,3 +287,18 @@ def test_faults_for_xml_operations(emulator: CosEmulator, xml: XmlClient) -> Non
     with pytest.raises(requests.ConnectionError):
         xml.send(XmlRequest("PutObject", "PUT", "h.bin", data_len=MiB), b"h" * MiB)
     assert emulator.stats.faults_fired == 4
+
+
+def test_a_body_over_5_gib_is_refused_before_it_is_read(emulator: CosEmulator, xml: XmlClient) -> None:
+    assert xml.signer is not None
+    headers = xml.signer.sign_headers("PUT", "/huge.bin", [], {"Host": xml.target.host, "Content-Length": str(6 << 30)})
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    answer = raw_http(emulator.url, f"PUT /huge.bin HTTP/1.1\r\n{head}\r\n".encode() + b"x" * 1000)
+    assert answer.startswith(b"HTTP/1.1 400") and b"<Code>EntityTooLarge</Code>" in answer, answer[:300]
+    assert b"Connection: close" in answer
+
+
+def test_a_key_that_is_not_utf8_is_an_invalid_object_name(emulator: CosEmulator) -> None:
+    answer = raw_http(emulator.url, b"GET /bad%FF.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400") and b"<Code>InvalidObjectName</Code>" in answer, answer[:300]
+    assert emulator.stats.internal_errors == 0
