@@ -72,8 +72,8 @@ class CosHook(BaseHook):
     """Talk to Tencent COS's JSON API (v1 ``/files/v1`` or v2 ``/files/v2``) through a ``cos`` connection.
 
     :param cos_conn_id: connection id; login = SecretId, password = SecretKey, host = endpoint base URL
-        (empty: Tencent's), extra: ``app_id`` (required), ``bucket``, ``api_version``, ``region`` and
-        transfer knobs (see docs/airflow.md).
+        (empty: Tencent's), port = the endpoint's port, extra: ``app_id`` (required), ``bucket``,
+        ``api_version``, ``region`` and transfer knobs incl. ``retry_deadline`` (see docs/airflow.md).
     """
 
     conn_name_attr = "cos_conn_id"
@@ -129,6 +129,8 @@ class CosHook(BaseHook):
             extra=conn.extra,  # the JSON text: extra_dejson would pass every value to the masker again
         )
         _mask(config.secret_key)
+        if config.security_token:
+            _mask(config.security_token)
         return config
 
     @cached_property
@@ -154,7 +156,8 @@ class CosHook(BaseHook):
         from airflow_provider_cos.protocol.signing import Credentials
         from airflow_provider_cos.transfer import CosClient, TransferConfig
 
-        target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid, bucket=cfg.bucket or "")
+        target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid, bucket=cfg.bucket or "",
+                           region=cfg.region)
         transfer_config = TransferConfig(
             simple_threshold=cfg.simple_threshold,
             slice_size=self.slice_size or cfg.slice_size,
@@ -164,7 +167,8 @@ class CosHook(BaseHook):
             read_timeout=read_timeout,
             retry=retry,
         )
-        return CosClient(target=target, credentials=Credentials(cfg.secret_id, cfg.secret_key), config=transfer_config)
+        return CosClient(target=target, credentials=Credentials(cfg.secret_id, cfg.secret_key), config=transfer_config,
+                         security_token=cfg.security_token)
 
     def get_conn(self) -> CosClient:
         return self.client
@@ -285,6 +289,13 @@ class CosHook(BaseHook):
         """True when the object exists and its stored length equals its declared size."""
         data = self.stat(cos_path, bucket)
         return bool(data and data["complete"])
+
+    def uploads_in_progress(self, cos_path: str, bucket: str | None = None) -> list[str]:
+        """``xml``: the UploadIds of unfinished multipart uploads at exactly ``cos_path`` (ListMultipartUploads);
+        v1/v2 show an unfinished upload through :meth:`stat` instead, so ``[]``."""
+        if self.config.api_version != "xml":
+            return []
+        return self.client.list_uploads(normalize_file_path(cos_path), self.resolve_bucket(bucket))
 
     def delete(self, cos_path: str, bucket: str | None = None) -> None:
         """Delete a file, or an empty folder (path ending in ``/``)."""

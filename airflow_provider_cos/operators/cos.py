@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from airflow_provider_cos.transfer import CheckpointStore, ProgressCallback, UploadResult
 
 #: Keys pushed to XCom besides ``return_value`` (= ``resource_path``).
-XCOM_KEYS = ("access_url", "source_url", "url", "sha1", "size", "instant")
+XCOM_KEYS = ("access_url", "source_url", "url", "sha1", "size", "instant", "etag", "crc64")
 
 
 def _templated(value: object) -> bool:
@@ -74,7 +74,11 @@ class CosSliceUploadOperator(BaseOperator):
         object's Asset, so DAGs scheduled on ``Asset("cos://<bucket>-<appid>/<path>")`` still trigger.
 
     XCom: ``return_value`` = ``resource_path``; keys ``access_url``, ``source_url``, ``url``, ``sha1``,
-    ``size``, ``instant``.
+    ``size``, ``instant``, ``etag`` and ``crc64`` (``xml``: the object's ETag and CRC-64 as a decimal
+    string; ``sha1`` is empty there; empty/``None`` for v1/v2).
+
+    The DAG is the same for every generation: the connection's ``api_version`` (``v1``, ``v2``, ``xml``)
+    decides the protocol.
     """
 
     template_fields: Sequence[str] = ("local_path", "cos_path", "bucket", "biz_attr")
@@ -296,6 +300,8 @@ class CosSliceUploadOperator(BaseOperator):
             ti.xcom_push(key=key, value=getattr(result, key))
         extra: dict[str, JsonValue] = {"resource_path": result.resource_path, "sha1": result.sha1,
                                        "size": result.size}
+        if result.crc64 is not None:  # xml: the object's ETag and CRC64 (no SHA-1 in that API)
+            extra.update(etag=result.etag, crc64=result.crc64)
         for outlet in self.outlets or ():
             if isinstance(outlet, Asset) and outlet.uri == asset_uri:
                 context["outlet_events"][outlet].extra.update(extra)

@@ -72,6 +72,7 @@ class CosClient:
         self.target = target
         self.config = config or TransferConfig()
         self.xml = target.api_version == "xml"
+        # xml has no JSON dialect: every method below turns to the XML calls first and never reads it
         self.dialect: Dialect = dialect_for("v2" if self.xml else target.api_version)
         self._signer = signer or Signer(credentials, validity=self.config.signature_validity)
         self._transport = Transport(pool_size=self.config.max_workers + 2, timeout=self.config.timeout,

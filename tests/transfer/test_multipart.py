@@ -301,3 +301,71 @@ def test_checkpoint_upload_with_a_changed_part_resends_only_that_part(
     assert client.list_uploads("/f.bin") == [] and upload_id
     assert list((tmp_path / "ckpt").glob("*.json")) == []
     check_object(client, "f.bin", src)
+
+
+@pytest.mark.parametrize("with_checkpoint", [True, False])
+def test_sigkill_then_new_process_resumes(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path, with_checkpoint: bool
+) -> None:
+    """A killed uploader leaves its multipart upload; a new process continues it (by its checkpoint, or by
+    ListMultipartUploads), re-sending at most (parts in flight + 1) parts."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.transfer.test_resume import ROOT, WORKERS, run_json, uploader
+
+    size = 8 * MiB + 4321
+    part = MiB  # the uploader's 512 KiB slices, raised to COS's smallest part
+    src = tmp_path / "src.bin"
+    write_file(src, size)
+    ckpt = tmp_path / "ckpt"
+    extra = ["--checkpoint-dir", str(ckpt)] if with_checkpoint else []
+    emulator.add_fault(FaultRule(op="UploadPart", delay=0.1, times=None))  # slow enough to kill
+    proc = subprocess.Popen(
+        uploader(emulator.url, "xml", src, "/resume.bin", *extra),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while emulator.stats.slice_bytes < 3 * MiB:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if with_checkpoint:
+        assert list(ckpt.glob("*.json")), "the killed process left a checkpoint"
+    emulator.clear_faults()
+    result = run_json(uploader(emulator.url, "xml", src, "/resume.bin", *extra))
+    assert result["resumed"] is True and result["crc64"] == crc_of(src) and result["method"] == "multipart"
+    assert emulator.stats.requests.get("InitiateMultipartUpload") == 1  # the killed process's upload continued
+    parts = len(plan_parts(size, part))
+    resent_parts = emulator.stats.requests["UploadPart"] - parts  # both processes; a killed part counts whole
+    assert resent_parts <= WORKERS + 1, f"re-sent {resent_parts} parts of {part} bytes"
+    assert result["bytes_sent"] < size - 2 * part  # the new process sent only what was missing
+    if with_checkpoint:
+        assert list(ckpt.glob("*.json")) == []
+    check_object(make_client("xml"), "resume.bin", src)
+
+
+def test_memory_stays_within_the_documented_bound(emulator: CosEmulator, tmp_path: Path) -> None:
+    """Peak Python allocations of a 24 MiB xml upload in a separate process, against the formula (parts
+    of 1 MiB: the uploader's 512 KiB slices raised to COS's smallest part)."""
+    from airflow_provider_cos.transfer import TransferConfig
+    from tests.transfer.test_resume import WORKERS, run_json, uploader
+
+    size = 24 * MiB
+    src = tmp_path / "src.bin"
+    write_file(src, size)
+    result = run_json(uploader(emulator.url, "xml", src, "/mem.bin", "--tracemalloc"))
+    assert result["method"] == "multipart"
+    config = TransferConfig(slice_size=MiB, max_workers=WORKERS, hash_chunk_size=MiB)
+    assert int(result["peak_traced"]) <= config.memory_bound(), result  # type: ignore[call-overload]
+    assert int(result["peak_traced"]) < size / 4  # type: ignore[call-overload]
