@@ -126,6 +126,9 @@ class _NotOurs(Exception):
 class MultipartUpload:
     """The state machine of one xml ``upload_file`` call. Not reusable; one per call."""
 
+    #: ListParts page size (COS's maximum; tests lower it to exercise paging).
+    list_page = 1000
+
     def __init__(
         self,
         *,
@@ -284,7 +287,9 @@ class MultipartUpload:
             try:
                 page = self.calls.call(
                     self.xml,
-                    XML.prepare_list_parts(key, upload_id=upload_id, part_number_marker=marker),
+                    XML.prepare_list_parts(
+                        key, upload_id=upload_id, part_number_marker=marker, max_parts=self.list_page
+                    ),
                     lambda s, h, b: XML.process_list_parts(s, h, b, key=key),
                     stop=self.coord.stop,
                     on_retry=self._retry_hook,

@@ -369,3 +369,17 @@ def test_memory_stays_within_the_documented_bound(emulator: CosEmulator, tmp_pat
     config = TransferConfig(slice_size=MiB, max_workers=WORKERS, hash_chunk_size=MiB)
     assert int(result["peak_traced"]) <= config.memory_bound(), result  # type: ignore[call-overload]
     assert int(result["peak_traced"]) < size / 4  # type: ignore[call-overload]
+
+
+def test_list_parts_pages_are_followed(
+    make_client: Make, emulator: CosEmulator, src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_cos.transfer.multipart import MultipartUpload
+
+    monkeypatch.setattr(MultipartUpload, "list_page", 1)
+    client = make_client("xml")
+    _half_upload(client, src, "f.bin", 3)
+    result = client.upload_file(str(src), "/f.bin")
+    assert result.resumed and result.bytes_sent == SIZE - 3 * MiB and result.slices_sent == 1
+    assert emulator.stats.requests["ListParts"] == 3  # one page per held part: every page was followed
+    check_object(client, "f.bin", src)
