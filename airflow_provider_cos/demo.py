@@ -2,11 +2,13 @@
 
 1. uses a temporary ``AIRFLOW_HOME`` unless one is set (never ``~/airflow``);
 2. starts the embedded COS emulator on 127.0.0.1 (free port, temporary data dir, DEMO credentials);
-3. points the ``cos_default`` (v1) and ``cos_v2`` connections at it through ``AIRFLOW_CONN_*`` variables;
-4. runs ``airflow db migrate`` and ``airflow dags test example_cos_slice_upload`` as subprocesses;
+3. points the ``cos_default`` (v1), ``cos_v2`` and ``cos_xml`` connections at it through ``AIRFLOW_CONN_*``
+   variables;
+4. runs ``airflow db migrate`` and ``airflow dags test example_cos_slice_upload`` (``--api xml``:
+   ``example_cos_xml_upload``, today's COS API) as subprocesses;
 5. prints the uploaded object's ``resource_path`` and exits 0 on success.
 
-Options: ``--artifact-mib N`` (default 48), ``--dag-id`` (default example_cos_slice_upload), ``--keep``
+Options: ``--api v1|xml``, ``--artifact-mib N`` (default 48), ``--dag-id`` (default: the API's example), ``--keep``
 (keep the temporary directories).
 """
 
@@ -48,9 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m airflow_provider_cos.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifact-mib", type=int, default=int(os.environ.get("COS_EXAMPLE_ARTIFACT_MIB", "48")))
-    parser.add_argument("--dag-id", default="example_cos_slice_upload")
+    parser.add_argument("--api", choices=("v1", "xml"), default="v1",
+                        help="v1: example_cos_slice_upload (connection cos_default); xml: example_cos_xml_upload "
+                             "(connection cos_xml, today's COS API)")
+    parser.add_argument("--dag-id", default=None, help="default: the --api's example DAG")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
+    args.dag_id = args.dag_id or ("example_cos_xml_upload" if args.api == "xml" else "example_cos_slice_upload")
 
     started = time.monotonic()
     from airflow_provider_cos.emulator import DEMO, CosEmulator
@@ -79,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                      "secret_key": DEMO.secret_key}
             env["AIRFLOW_CONN_COS_DEFAULT"] = connection_json(emulator.url, **creds)
             env["AIRFLOW_CONN_COS_V2"] = connection_json(emulator.url, api_version="v2", **creds)
+            env["AIRFLOW_CONN_COS_XML"] = connection_json(emulator.url, api_version="xml", region="ap-guangzhou",
+                                                          **creds)
 
             if _airflow(["db", "migrate"], env).returncode != 0:
                 print("airflow db migrate failed", file=sys.stderr)
@@ -92,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         result = json.loads(result_file.read_text())
         print(f"\nemulator stats: {stats}")
-        print(f"uploaded {result['size']} bytes, sha1 {result['sha1']}, in {elapsed:.1f} s end to end")
+        checksum = f"crc64 {result['crc64']}" if "crc64" in result else f"sha1 {result['sha1']}"
+        print(f"uploaded {result['size']} bytes, {checksum}, in {elapsed:.1f} s end to end")
         print(f"resource_path: {result['resource_path']}", flush=True)
         return 0
     finally:

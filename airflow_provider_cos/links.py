@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from airflow.sdk import BaseOperatorLink
 
@@ -24,11 +24,14 @@ def object_link_url(config: CosConnectionConfig, bucket: str, cos_path: str, acc
     On Tencent's endpoint (a host under ``myqcloud.com``): the ``access_url`` the service returned, its
     download domain. Anywhere else (the emulator, a proxy, a private deployment), where that domain
     does not hold the object: the object's URL on the configured endpoint,
-    ``<endpoint>/files/vN/<appid>/<bucket><path>``.
+    ``<endpoint>/files/vN/<appid>/<bucket><path>`` (``xml``: ``<endpoint>/<key>``, the emulator's default
+    bucket; in production ``access_url`` is the bucket's virtual host ``<bucket>-<appid>.cos.<region>...``).
     """
     host = (urlsplit(config.endpoint).hostname or "").lower()
     if access_url and (host == TENCENT_DOMAIN or host.endswith("." + TENCENT_DOMAIN)):
         return access_url
+    if config.api_version == "xml":
+        return f"{config.endpoint}/{quote(cos_path.lstrip('/'), safe='/-_.~')}"
     return resource_url(config.endpoint, config.api_version, config.appid, bucket, cos_path)
 
 

@@ -84,16 +84,24 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "api_version",
         "API version",
         "enum",
+        "xml: today's COS API (<bucket>-<appid>.cos.<region>.myqcloud.com, multipart upload); "
         "v1: /files/v1 with single-op upload_slice (default); v2: /files/v2 with upload_slice_init/data/finish/list.",
         default="v1",
         choices=API_VERSIONS,
     ),
     ExtraField(
         "region",
-        "Region (v2)",
+        "Region",
         "string",
-        "v2 only: region of the bucket (sh, gz, tj, sgp or another region code). Default gz.",
-        placeholder="gz",
+        "Region of the bucket: COS's names (ap-guangzhou, ap-shanghai, ...) for xml; v2 also takes the short "
+        "codes (sh, gz, tj, sgp), which xml translates. Default ap-guangzhou / gz. v1 ignores it.",
+        placeholder="ap-guangzhou",
+    ),
+    ExtraField(
+        "security_token",
+        "Security token (xml)",
+        "string",
+        "xml only, optional: the token of temporary credentials (STS), sent as x-cos-security-token.",
     ),
     ExtraField(
         "slice_size",
@@ -292,6 +300,7 @@ class CosConnectionConfig:
     read_timeout: float
     max_retries: int
     retry_deadline: float
+    security_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_values(
@@ -359,6 +368,7 @@ class CosConnectionConfig:
             read_timeout=float(numbers["read_timeout"]),
             max_retries=int(numbers["max_retries"]),
             retry_deadline=float(numbers["retry_deadline"]),
+            security_token=str(extras.get("security_token") or "").strip() or None,
         )
 
     def resolve_bucket(self, bucket: str | None) -> str:
@@ -412,9 +422,10 @@ def _endpoint(
     port = _port(port)
     if not host or not host.strip():
         endpoint = default_endpoint(api_version, region)
-        if port not in (None, 80):
+        default_port = _SCHEME_PORTS[urlsplit(endpoint).scheme]
+        if port not in (None, default_port):
             raise CosConfigError(
-                f"port {port} is set but host is empty (Tencent's endpoint {endpoint} uses port 80); "
+                f"port {port} is set but host is empty (Tencent's endpoint {endpoint} uses port {default_port}); "
                 "set host to the endpoint that listens on that port, or clear the port"
             )
         return endpoint

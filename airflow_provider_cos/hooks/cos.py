@@ -8,7 +8,7 @@ session with its connection pool. All protocol and transfer logic lives below, i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +38,12 @@ if TYPE_CHECKING:
     from airflow_provider_cos.transfer import (
         CheckpointStore,
         CosClient,
+        DownloadResult,
         ProgressCallback,
         RetryPolicy,
         UploadResult,
     )
+    from airflow_provider_cos.transfer.batch import BatchItem, BatchResult, FileOutcome
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,8 @@ class CosHook(BaseHook):
             extra=conn.extra,  # the JSON text: extra_dejson would pass every value to the masker again
         )
         _mask(config.secret_key)
+        if config.security_token:
+            _mask(config.security_token)
         return config
 
     @cached_property
@@ -152,7 +156,8 @@ class CosHook(BaseHook):
         from airflow_provider_cos.protocol.signing import Credentials
         from airflow_provider_cos.transfer import CosClient, TransferConfig
 
-        target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid, bucket=cfg.bucket or "")
+        target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid, bucket=cfg.bucket or "",
+                           region=cfg.region)
         transfer_config = TransferConfig(
             simple_threshold=cfg.simple_threshold,
             slice_size=self.slice_size or cfg.slice_size,
@@ -162,7 +167,8 @@ class CosHook(BaseHook):
             read_timeout=read_timeout,
             retry=retry,
         )
-        return CosClient(target=target, credentials=Credentials(cfg.secret_id, cfg.secret_key), config=transfer_config)
+        return CosClient(target=target, credentials=Credentials(cfg.secret_id, cfg.secret_key), config=transfer_config,
+                         security_token=cfg.security_token)
 
     def get_conn(self) -> CosClient:
         return self.client
@@ -213,6 +219,47 @@ class CosHook(BaseHook):
             create_parents=create_parents,
         )
 
+    def upload_files(
+        self,
+        items: Sequence[BatchItem],
+        bucket: str | None = None,
+        *,
+        overwrite: bool = True,
+        biz_attr: str | None = None,
+        create_parents: bool = True,
+        checkpoint_store: CheckpointStore | None = None,
+        on_done: Callable[[FileOutcome, int, int], object] | None = None,
+    ) -> BatchResult:
+        """Upload many files with one bounded pool; files already stored with the same content are skipped
+        (see :mod:`airflow_provider_cos.transfer.batch`). Never raises for one file: check the result."""
+        from airflow_provider_cos.transfer.batch import BatchItem
+        return self.client.upload_files(
+            [BatchItem(i.local_path, normalize_file_path(i.cos_path)) for i in items],
+            self.resolve_bucket(bucket),
+            insert_only=not overwrite,
+            biz_attr=biz_attr,
+            checkpoint_store=checkpoint_store,
+            create_parents=create_parents,
+            on_done=on_done,
+        )
+
+    def download_file(
+        self,
+        cos_path: str,
+        local_path: str,
+        bucket: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> DownloadResult:
+        """Download the object at ``cos_path`` into ``local_path`` (its folder is created).
+
+        Ranged parts in parallel into ``.<name>.cosdownload`` beside the target, checked against the
+        object's SHA-1, then renamed onto ``local_path``: the file is never half-written, and a failed try
+        leaves the parts it fetched for the next one (see :mod:`airflow_provider_cos.transfer.download`).
+        """
+        return self.client.download_file(normalize_file_path(cos_path), local_path, bucket=self.resolve_bucket(bucket),
+                                         progress=progress)
+
     def ensure_parent_folders(self, cos_path: str, bucket: str | None = None) -> list[str]:
         """Create the folders above ``cos_path`` that do not exist yet; return those created."""
         return self.client.ensure_folders(normalize_file_path(cos_path), self.resolve_bucket(bucket))
@@ -242,6 +289,13 @@ class CosHook(BaseHook):
         """True when the object exists and its stored length equals its declared size."""
         data = self.stat(cos_path, bucket)
         return bool(data and data["complete"])
+
+    def uploads_in_progress(self, cos_path: str, bucket: str | None = None) -> list[str]:
+        """``xml``: the UploadIds of unfinished multipart uploads at exactly ``cos_path`` (ListMultipartUploads);
+        v1/v2 show an unfinished upload through :meth:`stat` instead, so ``[]``."""
+        if self.config.api_version != "xml":
+            return []
+        return self.client.list_uploads(normalize_file_path(cos_path), self.resolve_bucket(bucket))
 
     def delete(self, cos_path: str, bucket: str | None = None) -> None:
         """Delete a file, or an empty folder (path ending in ``/``)."""

@@ -14,8 +14,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 from airflow_provider_cos.protocol.errors import CosConfigError, CosPathError
 
-ApiVersion = Literal["v1", "v2"]
-API_VERSIONS: tuple[ApiVersion, ...] = ("v1", "v2")
+ApiVersion = Literal["v1", "v2", "xml"]
+#: ``xml`` is today's COS API (``<bucket>-<appid>.cos.<region>.myqcloud.com``); v1/v2 the JSON generations.
+API_VERSIONS: tuple[ApiVersion, ...] = ("v1", "v2", "xml")
 
 FORBIDDEN_CHARS = frozenset('?*:|\\<>"')
 V1_HOST = "web.file.myqcloud.com"
@@ -30,6 +31,9 @@ REGION_ALIASES = {
     "singapore": "sgp",
 }
 DEFAULT_REGION = "gz"
+#: The XML API's region names for the JSON-era short codes (``gz`` -> ``ap-guangzhou``).
+XML_REGIONS = {"gz": "ap-guangzhou", "sh": "ap-shanghai", "tj": "ap-beijing-1", "sgp": "ap-singapore",
+               "bj": "ap-beijing", "cd": "ap-chengdu", "cq": "ap-chongqing", "hk": "ap-hongkong"}
 _BUCKET_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _REGION_RE = re.compile(r"^[a-z0-9-]{1,40}$")
 
@@ -121,7 +125,9 @@ def validate_api_version(api_version: str) -> ApiVersion:
         return "v1"
     if api_version == "v2":
         return "v2"
-    raise CosConfigError(f"api_version must be 'v1' or 'v2', got {api_version!r}")
+    if api_version == "xml":
+        return "xml"
+    raise CosConfigError(f"api_version must be 'v1', 'v2' or 'xml', got {api_version!r}")
 
 
 def normalize_region(region: str | None) -> str:
@@ -133,9 +139,20 @@ def normalize_region(region: str | None) -> str:
     return REGION_ALIASES.get(value, value)
 
 
+def xml_region(region: str | None) -> str:
+    """The XML API's region name (``ap-guangzhou``); JSON-era short codes and aliases are translated."""
+    return XML_REGIONS.get(normalize_region(region), normalize_region(region))
+
+
 def default_endpoint(api_version: ApiVersion, region: str | None = None, *, https: bool = False) -> str:
-    """Tencent's production base URL for a generation (without ``/files/vN``)."""
+    """Tencent's production base URL for a generation (without ``/files/vN``).
+
+    For ``xml`` it is the region's service endpoint ``https://cos.<region>.myqcloud.com``; requests go to
+    the bucket's virtual host ``<bucket>-<appid>.cos.<region>.myqcloud.com`` under it
+    (:func:`airflow_provider_cos.transfer.xmlcalls.xml_target`)."""
     scheme = "https" if https else "http"
+    if api_version == "xml":
+        return f"https://cos.{xml_region(region)}.myqcloud.com"
     if api_version == "v1":
         return f"{scheme}://{V1_HOST}"
     return f"{scheme}://{normalize_region(region)}.file.myqcloud.com"
@@ -183,6 +200,24 @@ class ObjectUrls:
     source_url: str
     url: str
     preview_url: str | None = None
+
+
+def download_url(endpoint: str, api_version: ApiVersion, appid: str | int, bucket: str, path: str) -> str:
+    """Where a JSON-generation object is downloaded (GET with ``?sign=``, COS_JSON_API.md §1.2).
+
+    On Tencent's API hosts (``<region>.file.myqcloud.com``, v1's ``web.file.myqcloud.com``) that is the
+    object's ``source_url`` host ``<bucket>-<appid>.cos<region>.myqcloud.com``; any other endpoint (the
+    emulator, a proxy) serves the download at the object's API URL.
+    """
+    base = normalize_endpoint(endpoint)
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    match = re.fullmatch(r"([a-z0-9-]+)\.file\.myqcloud\.com", host)
+    if match is None:
+        return resource_url(base, api_version, appid, bucket, path)
+    region = match.group(1)
+    download_host = "cos" if region == "web" else f"cos{region}"
+    return f"{parts.scheme}://{bucket}-{appid}.{download_host}.myqcloud.com{encode_path(path)}"
 
 
 def object_urls(

@@ -29,8 +29,13 @@ DEFERRAL_TIMEOUT_GRACE = timedelta(seconds=60)
 class CosUploadCompleteSensor(BaseSensorOperator):
     """Succeed when ``cos_path`` exists and its stored length equals its declared size.
 
-    With ``expected_size`` / ``expected_sha1`` a complete object that does not match fails the task
-    (no more waiting). The stat result (a dict of the server's fields) is the XCom ``return_value``.
+    With ``expected_size`` / ``expected_sha1`` / ``expected_crc64`` a complete object that does not match
+    fails the task (no more waiting).
+
+    ``xml`` connections: an object exists only once complete (HeadObject finds it); while it is missing
+    and ListMultipartUploads shows an upload at the key, the poke logs it as in progress.
+
+    The stat result (a dict of the server's fields) is the XCom ``return_value``.
 
     ``deferrable=True`` pokes once, then hands the waiting to :class:`CosUploadCompleteTrigger` in the
     triggerer (polling every ``poke_interval`` seconds until ``timeout``).
@@ -39,7 +44,7 @@ class CosUploadCompleteSensor(BaseSensorOperator):
     missing`` (or ``incomplete (<filelen>/<filesize>)``), so ``soft_fail`` and callbacks see one thing.
     """
 
-    template_fields: Sequence[str] = ("cos_path", "bucket", "expected_sha1")
+    template_fields: Sequence[str] = ("cos_path", "bucket", "expected_sha1", "expected_crc64")
     ui_color = "#e0eeff"
 
     def __init__(
@@ -50,6 +55,7 @@ class CosUploadCompleteSensor(BaseSensorOperator):
         cos_conn_id: str = DEFAULT_CONN_ID,
         expected_size: int | None = None,
         expected_sha1: str | None = None,
+        expected_crc64: str | int | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -59,6 +65,7 @@ class CosUploadCompleteSensor(BaseSensorOperator):
         self.cos_conn_id = cos_conn_id
         self.expected_size = expected_size
         self.expected_sha1 = expected_sha1
+        self.expected_crc64 = expected_crc64
         self.deferrable = deferrable
         self._last_stat: dict[str, Any] | None = None
 
@@ -77,7 +84,20 @@ class CosUploadCompleteSensor(BaseSensorOperator):
                 return PokeReturnValue(is_done=False)
             raise AirflowFailException(f"Cannot check {self.cos_path}: {exc}") from exc
         self._last_stat = stat
+        if stat is None:
+            self.log_upload_in_progress()
         return self.evaluate(stat)
+
+    def log_upload_in_progress(self) -> None:
+        """xml: name the multipart uploads under way at the key (best effort, never fails the poke)."""
+        try:
+            uploads = self.hook.uploads_in_progress(self.cos_path, self.bucket)
+        except CosError as exc:
+            self.log.debug("ListMultipartUploads of %s failed: %s", self.cos_path, exc)
+            return
+        if uploads:
+            self.log.info("%s: upload in progress (%d multipart upload(s): %s)", self.cos_path, len(uploads),
+                          ", ".join(uploads))
 
     def evaluate(self, stat: dict[str, Any] | None) -> PokeReturnValue:
         """Done when complete; fail on a complete object that does not match the expectations."""
@@ -95,6 +115,9 @@ class CosUploadCompleteSensor(BaseSensorOperator):
             problems.append(f"size {stat.get('filesize')} != expected {self.expected_size}")
         if self.expected_sha1 and str(stat.get("sha") or "").lower() != self.expected_sha1.lower():
             problems.append(f"sha1 {stat.get('sha')} != expected {self.expected_sha1}")
+        crc = stat.get("crc64")
+        if self.expected_crc64 not in (None, "") and str(crc) != str(self.expected_crc64).strip():
+            problems.append(f"crc64 {crc} != expected {self.expected_crc64}")
         if problems:
             raise AirflowFailException(f"{self.cos_path} is complete but does not match: " + "; ".join(problems))
         return PokeReturnValue(is_done=True, xcom_value=stat)

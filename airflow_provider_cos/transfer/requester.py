@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from airflow_provider_cos.protocol.errors import CosCancelledError, CosError
 from airflow_provider_cos.protocol.messages import CosRequest, CosTarget, encode_request, encode_request_head
+from airflow_provider_cos.protocol.paths import encode_path
 from airflow_provider_cos.protocol.signing import Signer
 from airflow_provider_cos.transfer.buffers import SliceBuffer
 from airflow_provider_cos.transfer.retry import RetryPolicy
@@ -38,6 +39,8 @@ class Requester:
     def _sign(self, target: CosTarget, request: CosRequest) -> str:
         if request.signature == "once":
             return self._signer.once(target.appid, target.bucket, target.fileid(request.path))
+        if request.signature == "download":
+            return self._signer.download(target.appid, target.bucket, encode_path(request.path))
         return self._signer.multi(target.appid, target.bucket)
 
     def call(
@@ -57,10 +60,42 @@ class Requester:
         ``data`` is the binary part: ``bytes``/``bytearray`` (joined into the encoded body), or a loaded
         :class:`SliceBuffer` (framed in place, sent as a view of the buffer; the buffer must not be
         reloaded before this call returns)."""
+        def attempt(on_bytes: Callable[[int], None] | None, budget: float | None) -> T:
+            signature = self._sign(target, request)
+            if isinstance(data, SliceBuffer):
+                if data.nbytes != request.data_len:
+                    raise ValueError(f"op {request.op}: data length {data.nbytes} != {request.data_len}")
+                http, form = encode_request_head(target, request, signature)
+                body: bytes | memoryview | None = data.framed(form)
+            else:
+                http = encode_request(target, request, signature, data)
+                body = http.body
+            response = self._transport.send(http, body=body, payload_len=request.data_len if data is not None else 0,
+                                            on_progress=on_bytes, budget=budget)
+            return process(response.status, response.body)
+
+        return self.retrying(attempt, op=request.op, path=request.path, progress=progress, stop=stop,
+                             on_retry=on_retry)
+
+    def retrying(
+        self,
+        attempt: Callable[[Callable[[int], None] | None, float | None], T],
+        *,
+        op: str,
+        path: str | None,
+        progress: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
+        on_retry: Callable[[CosError], None] | None = None,
+        before_retry: Callable[[CosError], None] | None = None,
+    ) -> T:
+        """The retry loop shared by every generation: ``attempt(on_bytes, budget)`` signs, sends and
+        processes one try; a typed error is retried as the policy says (bytes reported by a failed try are
+        taken back from ``progress``), the wait is cut short by ``stop``. ``before_retry`` may adjust the
+        next try (the XML API re-signs with the server's clock after ``RequestTimeTooSkewed``)."""
         policy = self._retry.begin()
         while True:
             if stop is not None and stop.is_set():
-                raise CosCancelledError("transfer stopped", operation=request.op, path=request.path)
+                raise CosCancelledError("transfer stopped", operation=op, path=path)
             sent = 0
 
             def on_bytes(n: int) -> None:
@@ -70,28 +105,17 @@ class Requester:
                     progress(n)
 
             try:
-                signature = self._sign(target, request)
-                if isinstance(data, SliceBuffer):
-                    if data.nbytes != request.data_len:
-                        raise ValueError(f"op {request.op}: data length {data.nbytes} != {request.data_len}")
-                    http, form = encode_request_head(target, request, signature)
-                    body: bytes | memoryview | None = data.framed(form)
-                else:
-                    http = encode_request(target, request, signature, data)
-                    body = http.body
-                response = self._transport.send(http, body=body,
-                                                payload_len=request.data_len if data is not None else 0,
-                                                on_progress=on_bytes if progress is not None else None,
-                                                budget=policy.remaining())
-                return process(response.status, response.body)
+                return attempt(on_bytes if progress is not None else None, policy.remaining())
             except CosError as error:
                 if sent and progress is not None:
                     progress(-sent)  # these bytes must go again
                 if error.operation is None:
-                    error.operation = request.op
+                    error.operation = op
                 if error.path is None:
-                    error.path = request.path
+                    error.path = path
                 policy = policy.increment(error)  # raises when we must give up
+                if before_retry is not None:
+                    before_retry(error)
                 if on_retry is not None:
                     on_retry(error)
                 delay = policy.last_backoff

@@ -15,6 +15,11 @@ class UploadResult:
     ``instant`` = the server already had the content (秒传), nothing was sent. ``bytes_sent`` counts
     payload bytes of successful requests, ``slices_sent`` acknowledged slices (0 for a simple upload),
     ``elapsed`` seconds including the hash pass, ``resumed`` = an earlier session was continued.
+
+    ``xml`` uploads (no SHA-1 in that API; ``sha1`` is empty) add ``etag`` (the object's ETag as COS
+    sent it) and ``crc64`` (the object's CRC-64/ECMA as an unsigned decimal string, as in
+    ``x-cos-hash-crc64ecma``, compared with COS's); ``method`` is ``"simple"`` (PutObject) or
+    ``"multipart"``, and ``slices_sent`` counts parts.
     """
 
     resource_path: str
@@ -30,6 +35,8 @@ class UploadResult:
     resumed: bool = False
     method: str = "slice"  # "simple" | "slice" | "instant"
     hash_seconds: float = 0.0
+    etag: str = ""
+    crc64: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (for XCom)."""

@@ -57,6 +57,8 @@ def _ca_bundle() -> str | None:
 class HttpResponse:
     status: int
     body: bytes
+    #: The answer's headers as (name, value) pairs (the XML API reads ETag, CRC64, Date from them).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class StreamingBody:
@@ -164,7 +166,7 @@ class Transport:
                 redirect=False,
                 preload_content=True,
             )
-            return HttpResponse(response.status, response.data)
+            return HttpResponse(response.status, response.data, tuple(response.headers.items()))
         except NewConnectionError as e:  # a subclass of urllib3's ConnectTimeoutError, but a refusal
             raise CosTransportError(f"connection failed: {type(e).__name__}: {_short(e)}") from e
         except Urllib3Timeout as e:

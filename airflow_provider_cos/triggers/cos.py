@@ -63,6 +63,15 @@ class CosUploadCompleteTrigger(BaseTrigger):
             },
         )
 
+    def _log_uploads(self, hook: Any) -> None:
+        """xml: log the multipart uploads under way at the key (best effort)."""
+        try:
+            uploads = hook.uploads_in_progress(self.cos_path, self.bucket)
+        except CosError:
+            return
+        if uploads:
+            self.log.info("%s: upload in progress (%d multipart upload(s))", self.cos_path, len(uploads))
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_cos.hooks.cos import CosHook
 
@@ -85,6 +94,8 @@ class CosUploadCompleteTrigger(BaseTrigger):
                     return
                 if stat is not None:
                     self.log.info("%s: %s of %s bytes stored", self.cos_path, stat.get("filelen"), stat.get("filesize"))
+                else:
+                    await asyncio.to_thread(self._log_uploads, hook)
                 if self.deadline is not None and time.time() >= self.deadline:
                     yield _event({"status": "timeout", "message": timed_out_message(self.cos_path, stat)})
                     return

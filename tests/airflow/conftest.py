@@ -51,9 +51,10 @@ def conn_json(url: str, *, api_version: str = "v1", secret_key: str | None = Non
 @pytest.fixture
 def cos_conns(emulator: Any,  # noqa: F811
                monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``cos_default`` (v1) and ``cos_v2`` pointing at the emulator, as AIRFLOW_CONN_* variables."""
+    """``cos_default`` (v1), ``cos_v2`` and ``cos_xml`` pointing at the emulator, as AIRFLOW_CONN_* variables."""
     monkeypatch.setenv("AIRFLOW_CONN_COS_DEFAULT", conn_json(emulator.url))
     monkeypatch.setenv("AIRFLOW_CONN_COS_V2", conn_json(emulator.url, api_version="v2"))
+    monkeypatch.setenv("AIRFLOW_CONN_COS_XML", conn_json(emulator.url, api_version="xml", region="ap-guangzhou"))
     return emulator
 
 

@@ -64,7 +64,7 @@ def test_conn_fields_and_hook_declarations_agree() -> None:
     # Offered, so that Airflow 3.3.2's Test button (which sends port 0 for "no port") works.
     assert "port" not in behaviour["hidden-fields"]
     assert behaviour["relabeling"]["port"] == "Endpoint port" and "Test button" in behaviour["placeholders"]["port"]
-    assert conn_fields["api_version"]["schema"]["enum"] == ["v1", "v2"]
+    assert conn_fields["api_version"]["schema"]["enum"] == ["v1", "v2", "xml"]
     assert conn_fields["api_version"]["schema"]["default"] == "v1"
     assert conn_fields["app_id"]["schema"]["type"] == "string"
     for name in ("slice_size", "max_workers", "connect_timeout", "read_timeout"):
@@ -112,7 +112,7 @@ def test_hook_form_widgets_with_stub_wtforms(monkeypatch: pytest.MonkeyPatch) ->
         assert widget.label == conn_fields[name]["label"]
         assert widget.kwargs["default"] == conn_fields[name]["schema"].get("default")
         assert isinstance(widget, IntegerField) == (conn_fields[name]["schema"]["type"] == ["integer", "null"])
-    assert ("any_of", ("v1", "v2")) in widgets["api_version"].validators
+    assert ("any_of", ("v1", "v2", "xml")) in widgets["api_version"].validators
 
 
 def test_providers_manager_loads_the_form() -> None:

@@ -59,6 +59,10 @@ def test_example_slice_upload_v1(cos_conns: Any) -> None:
     assert resource_path.startswith(f"/{DEMO.appid}/{DEMO.bucket}/airflow-example/")
     assert resource_path.endswith("/artifact-4mib.bin")
     assert tis["check_object"].xcom_pull(task_ids="check_object") == resource_path
+    # read back by that resource_path and compared byte for byte (the compare task raises otherwise)
+    assert tis["read_back"].xcom_pull(task_ids="read_back", key="resource_path") == resource_path
+    assert tis["read_back"].xcom_pull(task_ids="read_back", key="sha1") == _expected_sha1(4, "cos-example-4")
+    assert tis["compare"].state == "success"
     assert tis["upload"].xcom_pull(task_ids="upload", key="size") == 4 * 1024 * 1024
     # the templated path is declared through an AssetAlias; the run adds the object's Asset to it
     from airflow.models.asset import AssetEvent, AssetModel
@@ -135,3 +139,23 @@ def test_example_runs_without_a_logical_date(cos_conns: Any) -> None:
     assert run.state == DagRunState.SUCCESS, {k: v.state for k, v in _tis(run).items()}
     resource_path = _tis(run)["upload"].xcom_pull(task_ids="upload")
     assert resource_path.endswith(f"/airflow-example/{run.run_after:%Y-%m-%d}/artifact-2mib.bin")
+
+
+def test_example_xml_upload(cos_conns: Any) -> None:
+    """The xml example: multipart upload, deferrable sensor on size + CRC-64, XCom crc64 checked."""
+    from airflow.utils.state import DagRunState
+
+    from airflow_provider_cos.protocol.crc64 import Crc64
+
+    dag = _dagbag().dags["example_cos_xml_upload"]
+    dag_run = dag.test(run_conf={"artifact_mib": 3})
+    tis = _tis(dag_run)
+    assert dag_run.state == DagRunState.SUCCESS, {k: v.state for k, v in tis.items()}
+    rng = random.Random("cos-example-3")
+    crc = Crc64()
+    for _ in range(3):
+        crc.update(rng.randbytes(1024 * 1024))
+    assert str(tis["upload"].xcom_pull(task_ids="upload", key="crc64")) == crc.decimal()
+    resource_path = tis["check_object"].xcom_pull(task_ids="check_object")
+    assert resource_path.startswith(f"/{DEMO.appid}/{DEMO.bucket}/airflow-example-xml/")
+    assert cos_conns.stats.requests.get("CompleteMultipartUpload") == 1  # 3 MiB > the test threshold: parts

@@ -1,0 +1,181 @@
+"""XML API (``api_version="xml"``) benchmarks, run on demand (never by pytest). See BENCHMARKS.md, "xml".
+
+    uv run python benchmarks/bench_xml.py            # 256 MiB file, 2 GiB sparse file for memory
+    uv run python benchmarks/bench_xml.py --size 128M --big 1G
+
+Ratios measured in this one run, same machine, same emulator:
+ X1. CosClient.upload_file (xml, multipart) time / a bare ``requests`` loop of the same parts (Initiate,
+     the same signed UploadParts at the same concurrency, Complete) (target >= 0.9 means "no overhead").
+ X2. the official SDK's ``upload_file`` (qcloud_cos, its default MAXThread) time / ours (target >= 2).
+ X3. CRC-64 (fastcrc) throughput / hashlib.sha1 throughput on the same buffer.
+ X4. peak RSS (VmHWM) of an uploader process, a big sparse file / a file 8x smaller (target <= 1.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_cos.emulator import DEMO
+from airflow_provider_cos.protocol.crc64 import crc64
+from airflow_provider_cos.protocol.messages import CosTarget
+from airflow_provider_cos.protocol.signing import Credentials
+from airflow_provider_cos.protocol.xmlmessages import CompletePart
+from airflow_provider_cos.protocol.xmloperations import XML, encode_xml_request
+from airflow_provider_cos.protocol.xmlsigning import XmlCredentials, XmlSigner
+from airflow_provider_cos.transfer import CosClient, TransferConfig
+from airflow_provider_cos.transfer.multipart import part_size_for, plan_parts
+from airflow_provider_cos.transfer.xmlcalls import xml_target
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_upload import Emulator  # the emulator in its own process: no shared GIL
+
+MiB = 1024 * 1024
+ROOT = Path(__file__).resolve().parents[1]
+PART = MiB
+WORKERS = 4
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1024, "M": MiB, "G": 1024 * MiB}
+    text = text.strip().upper().rstrip("B").rstrip("I")
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+
+
+def ours(url: str, path: Path, key: str, *, verify: bool = True) -> float:
+    config = TransferConfig(slice_size=PART, max_workers=WORKERS, simple_threshold=MiB, verify=verify)
+    client = CosClient(target=CosTarget(url, "xml", DEMO.appid, DEMO.bucket),
+                       credentials=Credentials(DEMO.secret_id, DEMO.secret_key), config=config)
+    started = time.perf_counter()
+    client.upload_file(str(path), key)
+    elapsed = time.perf_counter() - started
+    client.close()
+    return elapsed
+
+
+def bare_loop(url: str, path: Path, key: str) -> float:
+    """Initiate, the same parts as signed PUTs through a pooled requests.Session, Complete; no checks."""
+    target = xml_target(CosTarget(url, "xml", DEMO.appid, DEMO.bucket))
+    signer = XmlSigner(XmlCredentials(DEMO.secret_id, DEMO.secret_key))
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_maxsize=WORKERS + 2))
+    size = path.stat().st_size
+    parts = plan_parts(size, part_size_for(size, PART))
+    fd = os.open(path, os.O_RDONLY)
+
+    def send(request, data=None):  # type: ignore[no-untyped-def]
+        http = encode_xml_request(target, request, signer)
+        return session.request(http.method, http.url, headers=dict(http.headers), data=data or http.body)
+
+    started = time.perf_counter()
+    answer = send(XML.prepare_initiate(key.lstrip("/")))
+    upload_id = XML.process_initiate(answer.status_code, list(answer.headers.items()), answer.content).upload_id
+
+    def put(number: int) -> CompletePart:
+        slc = parts[number - 1]
+        data = os.pread(fd, slc.length, slc.offset)
+        request = XML.prepare_upload_part(key.lstrip("/"), upload_id=upload_id, part_number=number,
+                                          data_len=slc.length)
+        return CompletePart(number, send(request, data).headers["ETag"])
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        done = list(pool.map(put, range(1, len(parts) + 1)))
+    answer = send(XML.prepare_complete(key.lstrip("/"), upload_id=upload_id, parts=done))
+    assert answer.status_code == 200, answer.text
+    elapsed = time.perf_counter() - started
+    os.close(fd)
+    session.close()
+    return elapsed
+
+
+def sdk(url: str, path: Path, key: str) -> float:
+    from qcloud_cos import CosConfig, CosS3Client
+
+    client = CosS3Client(CosConfig(Region="ap-guangzhou", SecretId=DEMO.secret_id, SecretKey=DEMO.secret_key,
+                                   Scheme="http", Proxies={"http": url}))
+    started = time.perf_counter()
+    client.upload_file(Bucket=f"{DEMO.bucket}-{DEMO.appid}", Key=key.lstrip("/"), LocalFilePath=str(path))
+    return time.perf_counter() - started
+
+
+def throughput(fn, data: bytes) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        fn(data)
+        best = min(best, time.perf_counter() - started)
+    return len(data) / best / MiB
+
+
+def peak_rss(url: str, path: Path, key: str) -> int:
+    cmd = [sys.executable, "-m", "tests.support.uploader", "--url", url, "--api", "xml", "--file", str(path),
+           "--cos-path", key, "--slice-size", str(PART), "--max-workers", str(WORKERS), "--threshold", str(MiB)]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=3600)
+    return int(json.loads(out.stdout.strip().splitlines()[-1])["vmhwm_kib"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", default="256M")
+    parser.add_argument("--big", default="2G")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--skip-rss", action="store_true")
+    args = parser.parse_args()
+    size, big = parse_size(args.size), parse_size(args.big)
+    scratch = Path(tempfile.mkdtemp(prefix="cos-bench-xml-"))
+    src = scratch / "src.bin"
+    with open(src, "wb") as fh:
+        for _ in range(size // MiB):
+            fh.write(os.urandom(MiB))
+    print(f"file {size / MiB:.0f} MiB, parts {PART // MiB} MiB, {WORKERS} in flight, {os.cpu_count()} cores")
+    emu = Emulator(scratch / "emu")
+    try:
+        times: dict[str, list[float]] = {"ours": [], "ours-noverify": [], "bare": [], "sdk": []}
+        for i in range(args.repeat):
+            times["bare"].append(bare_loop(emu.url, src, f"/bare-{i}.bin"))
+            times["ours"].append(ours(emu.url, src, f"/ours-{i}.bin"))
+            times["ours-noverify"].append(ours(emu.url, src, f"/ours-nv-{i}.bin", verify=False))
+            times["sdk"].append(sdk(emu.url, src, f"/sdk-{i}.bin"))
+        best = {k: min(v) for k, v in times.items()}
+        for name, value in best.items():
+            print(f"  {name:13s} best {value:6.2f} s  {size / value / MiB:7.1f} MiB/s  (all: "
+                  + ", ".join(f"{t:.2f}" for t in times[name]) + ")")
+        print(f"X1 bare loop / ours = {best['bare'] / best['ours']:.2f} "
+              f"(verify=False: {best['bare'] / best['ours-noverify']:.2f})")
+        print(f"X2 SDK upload_file / ours = {best['sdk'] / best['ours']:.2f}")
+        data = src.read_bytes()[: 256 * MiB]
+        crc_rate = throughput(crc64, data)
+        sha_rate = throughput(lambda d: hashlib.sha1(d).digest(), data)
+        print(f"X3 CRC-64 {crc_rate:.0f} MiB/s, SHA-1 {sha_rate:.0f} MiB/s: ratio {crc_rate / sha_rate:.2f}")
+        del data
+        if args.skip_rss:
+            return 0
+        small = scratch / "small.sparse"
+        large = scratch / "large.sparse"
+        for path, n in ((small, big // 8), (large, big)):
+            with open(path, "wb") as fh:
+                fh.truncate(n)
+        rss_small = peak_rss(emu.url, small, "/rss-small.bin")
+        rss_large = peak_rss(emu.url, large, "/rss-large.bin")
+        print(f"X4 peak RSS {big // 8 // MiB} MiB: {rss_small / 1024:.1f} MiB, {big // MiB} MiB: "
+              f"{rss_large / 1024:.1f} MiB, ratio {rss_large / rss_small:.2f}")
+    finally:
+        emu.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
