@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,18 @@ def test_provider_registers_the_cos_scheme() -> None:
     from airflow.sdk.io.fs import has_fs
 
     assert has_fs("cos")
+
+
+def test_cos_scheme_is_known_to_fsspec_without_importing_the_provider() -> None:
+    """A DAG that only builds ObjectStoragePath("cos://...") never imports this package: the scheme comes
+    from the ``fsspec.specs`` entry point of the installed distribution."""
+    code = (
+        "import sys, fsspec\n"
+        "cls = fsspec.get_filesystem_class('cos')\n"
+        "print(cls.__module__, cls.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["airflow_provider_cos.fs.cos", "CosFileSystem"]
 
 
 @pytest.mark.parametrize("conn_id", ["cos_default", "cos_v2"])
