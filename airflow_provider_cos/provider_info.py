@@ -31,10 +31,16 @@ PROVIDER_INFO: dict[str, Any] = {
         }
     ],
     "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_cos.hooks.cos"]}],
-    "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_cos.operators.cos"]}],
+    "operators": [
+        {
+            "integration-name": INTEGRATION,
+            "python-modules": ["airflow_provider_cos.operators.cos", "airflow_provider_cos.operators.download"],
+        }
+    ],
     "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_cos.sensors.cos"]}],
     "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_cos.triggers.cos"]}],
     "extra-links": ["airflow_provider_cos.links.CosObjectLink"],
+    "filesystems": ["airflow_provider_cos.fs.cos"],
     "connection-types": [
         {
             "hook-class-name": "airflow_provider_cos.hooks.cos.CosHook",

@@ -3,9 +3,10 @@
 Tasks: ``make_artifact`` writes ``artifact_mib`` MiB of deterministic pseudo-random bytes (param, default
 48, or ``COS_EXAMPLE_ARTIFACT_MIB``), ``upload`` sends it with :class:`CosSliceUploadOperator`
 (connection ``cos_default``), ``wait_complete`` is the deferrable completion sensor, ``check_object``
-pulls ``resource_path`` from XCom and compares the object's size and SHA-1 with the artifact's, and
-``cleanup`` (a teardown: it runs even when the upload failed, which still fails the run) removes the
-local file.
+pulls ``resource_path`` from XCom and compares the object's size and SHA-1 with the artifact's,
+``read_back`` downloads the object by that ``resource_path`` with :class:`CosToLocalFilesystemOperator`,
+``compare`` checks the downloaded copy against the artifact's size and SHA-1, and ``cleanup`` (a
+teardown: it runs even when the upload failed, which still fails the run) removes the local files.
 
 Run it against the embedded emulator with ``python -m airflow_provider_cos.demo``.
 """
@@ -24,6 +25,7 @@ from airflow.sdk import Param, dag, task
 
 from airflow_provider_cos.hooks.cos import CosHook
 from airflow_provider_cos.operators.cos import CosSliceUploadOperator
+from airflow_provider_cos.operators.download import CosToLocalFilesystemOperator
 from airflow_provider_cos.sensors.cos import CosUploadCompleteSensor
 
 CONN_ID = os.environ.get("COS_EXAMPLE_CONN_ID", "cos_default")
@@ -104,9 +106,29 @@ def example_cos_slice_upload() -> None:
 
     checked = check_object(upload.output, artifact)
     artifact >> upload >> wait_complete >> checked
+
+    # Read the object back by the resource_path check_object passed on, into the artifact's folder.
+    read_back = CosToLocalFilesystemOperator(
+        task_id="read_back",
+        cos_conn_id=CONN_ID,
+        resource_path=checked,
+        local_path="{{ ti.xcom_pull(task_ids='make_artifact')['path'] }}.read-back",
+    )
+
+    @task
+    def compare(local_copy: str, artifact: dict) -> None:
+        digest = hashlib.sha1()
+        with open(local_copy, "rb") as fh:
+            for chunk in iter(lambda: fh.read(CHUNK), b""):
+                digest.update(chunk)
+        if os.path.getsize(local_copy) != artifact["size"] or digest.hexdigest() != artifact["sha1"]:
+            raise RuntimeError(f"{local_copy} differs from the artifact {artifact}")
+        print(f"read back {local_copy}: {artifact['size']} bytes, sha1 {artifact['sha1']}")
+
+    compared = compare(read_back.output, artifact)
     # A teardown runs whatever happened upstream but, unlike a trigger_rule="all_done" leaf, does not
     # decide the run's state: a failed upload fails the run.
-    checked >> cleanup(artifact).as_teardown(setups=artifact)
+    compared >> cleanup(artifact).as_teardown(setups=artifact)
 
 
 example_cos_slice_upload()

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_cos.emulator.config import BucketConfig, EmulatorSettings
+from airflow_provider_cos.emulator.downloads import DOWNLOAD_OP, JsonDownloads
 from airflow_provider_cos.emulator.faults import FaultBook, FaultRule, StatsCounter
 from airflow_provider_cos.emulator.httpio import (
     BadRequest,
@@ -83,14 +84,14 @@ class Request:
     path: str
     query_fields: dict[str, str]
     sign_param: str | None
-    op: str = ""  # known from the URL (XML); JSON ops come with the body
+    op: str = ""  # known from the URL (XML, a JSON download); other JSON ops come with the body
     xml: XmlRoute | None = None
     auth: tuple[str, SignatureFields | XmlRoute | Exception] | None = None
     fault_decided: bool = False
     fault_rule: FaultRule | None = None
 
 
-class CosApp(CosOperations, XmlOperations):
+class CosApp(CosOperations, XmlOperations, JsonDownloads):
     """The emulated service. Thread-safe: state lives in :class:`BucketStore` objects and locked counters."""
 
     def __init__(
@@ -199,7 +200,7 @@ class CosApp(CosOperations, XmlOperations):
                 raise ApiError(-60, "no op field")
             assert not isinstance(signature, XmlRoute)
             ctx = Ctx(req.api_version, req.cfg, req.store, req.raw_obj, req.path, op, fields, body.upload, signature)
-            return self._dispatch(ctx, ex.method)
+            return self._dispatch(ctx, ex.method, ex.headers)
         finally:
             if body.upload is not None:
                 body.upload.discard()
@@ -244,11 +245,9 @@ class CosApp(CosOperations, XmlOperations):
             raise ApiError(-133, "no such appid/bucket")
         cfg, store = entry
         path = self._decode_path(raw_obj or "/")
-        if ex.method == "GET" and "op" not in query_fields:
-            raise ApiError(-61, "downloads (GET of an object without op=stat or op=list) are not supported "
-                                "by this emulator", status=501)
+        op = DOWNLOAD_OP if ex.method == "GET" and "op" not in query_fields else ""  # GET of the object URL
         store.expire_sessions()
-        return Request(ex, api_version, cfg, store, raw_obj or "/", path, query_fields, sign_param)
+        return Request(ex, api_version, cfg, store, raw_obj or "/", path, query_fields, sign_param, op=op)
 
     def _sink_for(self, req: Request, fields: dict[str, str]) -> Sink:
         """Where the binary part goes, decided when it starts: nowhere if a fault answers the request or the
@@ -405,15 +404,19 @@ class CosApp(CosOperations, XmlOperations):
                     raise ApiError(-99, "one-time signature already used")
                 self._used_once.add(key)
         else:
-            if f_decoded and f_decoded != resource and not resource.startswith(f_decoded.rstrip("/") + "/"):
+            download_form = op == DOWNLOAD_OP and f_decoded == path  # f = the object path alone (§2.3)
+            if f_decoded and f_decoded != resource and not resource.startswith(f_decoded.rstrip("/") + "/") \
+                    and not download_form:
                 raise ApiError(-95, "multi-effect signature f is neither the resource nor a folder prefix")
             if op in ("delete", "update") and self.settings.delete_requires_once:
                 raise ApiError(-98, f"op={op} needs a one-time signature")
         return fields
 
     # ------------------------------------------------------------------------------------ dispatch
-    def _dispatch(self, ctx: Ctx, method: str) -> Reply:
+    def _dispatch(self, ctx: Ctx, method: str, headers: Mapping[str, str]) -> Reply:
         op = ctx.op
+        if op == DOWNLOAD_OP:
+            return self.op_download(ctx, headers)
         get_ops = {"stat": self.op_stat, "list": self.op_list}
         post_ops = {
             "upload": self.op_upload,

@@ -8,7 +8,7 @@ session with its connection pool. All protocol and transfer logic lives below, i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +38,12 @@ if TYPE_CHECKING:
     from airflow_provider_cos.transfer import (
         CheckpointStore,
         CosClient,
+        DownloadResult,
         ProgressCallback,
         RetryPolicy,
         UploadResult,
     )
+    from airflow_provider_cos.transfer.batch import BatchItem, BatchResult, FileOutcome
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +218,47 @@ class CosHook(BaseHook):
             checkpoint_store=checkpoint_store,
             create_parents=create_parents,
         )
+
+    def upload_files(
+        self,
+        items: Sequence[BatchItem],
+        bucket: str | None = None,
+        *,
+        overwrite: bool = True,
+        biz_attr: str | None = None,
+        create_parents: bool = True,
+        checkpoint_store: CheckpointStore | None = None,
+        on_done: Callable[[FileOutcome, int, int], object] | None = None,
+    ) -> BatchResult:
+        """Upload many files with one bounded pool; files already stored with the same content are skipped
+        (see :mod:`airflow_provider_cos.transfer.batch`). Never raises for one file: check the result."""
+        from airflow_provider_cos.transfer.batch import BatchItem
+        return self.client.upload_files(
+            [BatchItem(i.local_path, normalize_file_path(i.cos_path)) for i in items],
+            self.resolve_bucket(bucket),
+            insert_only=not overwrite,
+            biz_attr=biz_attr,
+            checkpoint_store=checkpoint_store,
+            create_parents=create_parents,
+            on_done=on_done,
+        )
+
+    def download_file(
+        self,
+        cos_path: str,
+        local_path: str,
+        bucket: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> DownloadResult:
+        """Download the object at ``cos_path`` into ``local_path`` (its folder is created).
+
+        Ranged parts in parallel into ``.<name>.cosdownload`` beside the target, checked against the
+        object's SHA-1, then renamed onto ``local_path``: the file is never half-written, and a failed try
+        leaves the parts it fetched for the next one (see :mod:`airflow_provider_cos.transfer.download`).
+        """
+        return self.client.download_file(normalize_file_path(cos_path), local_path, bucket=self.resolve_bucket(bucket),
+                                         progress=progress)
 
     def ensure_parent_folders(self, cos_path: str, bucket: str | None = None) -> list[str]:
         """Create the folders above ``cos_path`` that do not exist yet; return those created."""

@@ -24,7 +24,12 @@ from airflow_provider_cos.protocol.errors import (
     CosInvalidRequestError,
     CosNotFoundError,
 )
-from airflow_provider_cos.protocol.paths import normalize_file_path, validate_appid, validate_bucket
+from airflow_provider_cos.protocol.paths import (
+    normalize_file_path,
+    normalize_folder_path,
+    validate_appid,
+    validate_bucket,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,7 +49,12 @@ class CosSliceUploadOperator(BaseOperator):
     """Upload ``local_path`` to ``cos_path`` (simple upload below the connection's ``simple_threshold``,
     resumable slice upload above it).
 
-    :param local_path: local file to upload (templated).
+    :param local_path: local file to upload (templated). Many files in one task: a directory (with
+        ``cos_path`` a folder ending in ``/``; sub-folders kept), a glob pattern (``**`` allowed; paths
+        kept relative to the part before the first wildcard) or a list of files (base names); ``cos_path``
+        is then the folder prefix and the task returns the list of ``resource_path``s. Files and their
+        slices share one bounded pool; a file already stored with the same content is skipped (so a
+        retry sends only what failed); if some files fail the task fails with a summary naming them.
     :param cos_path: object path in the bucket, e.g. ``/exports/2024/data.bin`` (templated); must not end
         with ``/`` nor contain ``? * : | \\ < > "``.
     :param bucket: bucket name without ``-<appid>`` (templated); default: the connection's ``bucket``.
@@ -78,7 +88,7 @@ class CosSliceUploadOperator(BaseOperator):
     def __init__(
         self,
         *,
-        local_path: str,
+        local_path: str | list[str],
         cos_path: str,
         bucket: str | None = None,
         cos_conn_id: str = DEFAULT_CONN_ID,
@@ -135,6 +145,7 @@ class CosSliceUploadOperator(BaseOperator):
     def validate_local_inputs(self) -> str:
         """Everything checkable without the network; returns the normalized cos_path."""
         path = self.local_path
+        assert isinstance(path, str)  # a list is a batch (is_batch)
         if not path:
             raise AirflowFailException("local_path is empty")
         if not os.path.exists(path):
@@ -176,8 +187,19 @@ class CosSliceUploadOperator(BaseOperator):
 
         return LoggingProgress(self.log, min_interval=self.progress_interval)  # type: ignore[arg-type]
 
-    def execute(self, context: Context) -> str:
+    def is_batch(self) -> bool:
+        """Many files: ``local_path`` is a list, a glob pattern, or a directory with ``cos_path`` a folder."""
+        import glob
+
+        path = self.local_path
+        if not isinstance(path, str):
+            return True
+        return glob.has_magic(path) or (os.path.isdir(path) and bool(self.cos_path) and self.cos_path.endswith("/"))
+
+    def execute(self, context: Context) -> str | list[str]:
         self.executed = True
+        if self.is_batch():
+            return self._execute_many(context)
         cos_path = self.validate_local_inputs()
         hook = self.hook
         try:
@@ -188,7 +210,7 @@ class CosSliceUploadOperator(BaseOperator):
         except CosConfigError as exc:
             raise AirflowFailException(f"COS connection {self.cos_conn_id!r} is invalid: {exc.message}") from exc
 
-        size = os.path.getsize(self.local_path)
+        size = os.path.getsize(str(self.local_path))
         self.log.info("Uploading %s (%d bytes) to cos://%s-%s%s", self.local_path, size, bucket, hook.app_id,
                       cos_path)
         result = self._upload(hook, cos_path, bucket, self.progress_callback(), self.checkpoint_store(context))
@@ -202,12 +224,53 @@ class CosSliceUploadOperator(BaseOperator):
         self._publish(context, result, hook.asset_uri(cos_path, bucket))
         return result.resource_path
 
+    def _execute_many(self, context: Context) -> list[str]:
+        """Upload a directory, glob or list under the folder ``cos_path``; return the resource_paths.
+
+        Files already stored with the same content are skipped, so a retry sends only what failed. If any
+        file fails, the task fails (and may retry) with a summary naming those files."""
+        from airflow_provider_cos.transfer.batch import expand_local_paths
+
+        if not self.cos_path or not self.cos_path.endswith("/"):
+            raise AirflowFailException(
+                f"local_path {self.local_path!r} is many files: cos_path {self.cos_path!r} must be the folder "
+                "they go to, ending with '/'"
+            )
+        try:
+            prefix = normalize_folder_path(self.cos_path)
+            items = expand_local_paths(self.local_path, prefix)
+            bucket = self.hook.resolve_bucket(self.bucket)
+        except CosError as exc:
+            raise AirflowFailException(f"Cannot upload {self.local_path!r}: {exc}") from exc
+        hook = self.hook
+        total = len(items)
+        self.log.info("Uploading %d file(s) to cos://%s-%s%s", total, bucket, hook.app_id, prefix)
+
+        def on_done(outcome: Any, done: int, count: int) -> None:
+            self.log.info("[%d/%d] %s %s -> %s", done, count, outcome.status, outcome.item.local_path,
+                          outcome.item.cos_path)
+
+        result = hook.upload_files(items, bucket, overwrite=self.overwrite, biz_attr=self.biz_attr,
+                                   create_parents=self.create_parents,
+                                   checkpoint_store=self.checkpoint_store(context), on_done=on_done)
+        self.log.info("%s", result.summary())
+        if result.failed:
+            raise AirflowException(f"Upload of {len(result.failed)} of {total} file(s) failed; a retry skips the "
+                                   f"files already stored:\n{result.summary()}")
+        for outcome in result.outcomes:  # each object as an event of the task's AssetAlias
+            for outlet in self.outlets or ():
+                if isinstance(outlet, AssetAlias) and outlet.name.startswith("cos-upload:"):
+                    uri = hook.asset_uri(outcome.item.cos_path, bucket)
+                    context["outlet_events"][outlet].add(Asset(uri=uri, name=uri),
+                                                         extra={"resource_path": outcome.resource_path})
+        return result.resource_paths
+
     def _upload(self, hook: CosHook, cos_path: str, bucket: str, progress: ProgressCallback,
                 checkpoint_store: CheckpointStore) -> UploadResult:
         where = f"cos://{bucket}-{hook.app_id}{cos_path} (connection {self.cos_conn_id!r})"
         try:
             return hook.upload_file(
-                self.local_path, cos_path, bucket, overwrite=self.overwrite, biz_attr=self.biz_attr,
+                str(self.local_path), cos_path, bucket, overwrite=self.overwrite, biz_attr=self.biz_attr,
                 create_parents=self.create_parents, progress=progress, checkpoint_store=checkpoint_store,
             )
         except CosConfigError as exc:
@@ -274,7 +337,8 @@ class CosSliceUploadOperator(BaseOperator):
         except Exception:  # lineage must never fail the task
             self.log.debug("COS connection unavailable for lineage; using task arguments")
         namespace = f"cos://{bucket}-{app_id}" if app_id else f"cos://{bucket}"
+        paths = [self.local_path] if isinstance(self.local_path, str) else list(self.local_path)
         return OperatorLineage(
-            inputs=[Dataset(namespace=f"file://{socket.getfqdn()}", name=os.path.abspath(self.local_path))],
+            inputs=[Dataset(namespace=f"file://{socket.getfqdn()}", name=os.path.abspath(p)) for p in paths],
             outputs=[Dataset(namespace=namespace, name=self.cos_path.lstrip("/"))],
         )

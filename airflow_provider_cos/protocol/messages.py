@@ -12,12 +12,14 @@ from airflow_provider_cos.protocol.multipart import BoundaryFactory, EncodedForm
 from airflow_provider_cos.protocol.paths import (
     ApiVersion,
     ObjectUrls,
+    download_url,
     fileid,
     normalize_endpoint,
     resource_url,
 )
 
-SignatureKind = Literal["multi", "once"]
+#: ``download``: a multi-effect signature bound to the object path, sent as ``?sign=`` on the download URL.
+SignatureKind = Literal["multi", "once", "download"]
 BodyFormat = Literal["none", "multipart", "json"]
 #: The name of the binary multipart field. Servers accept any case (``fileContent``); we send this.
 FILE_FIELD = "filecontent"
@@ -45,6 +47,9 @@ class CosTarget:
     def fileid(self, path: str) -> str:
         return fileid(self.appid, self.bucket, path)
 
+    def download_url(self, path: str) -> str:
+        return download_url(self.endpoint, self.api_version, self.appid, self.bucket, path)
+
 
 @dataclass(frozen=True)
 class CosRequest:
@@ -59,6 +64,7 @@ class CosRequest:
     signature: SignatureKind = "multi"
     file_field: str | None = None
     data_len: int = 0
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,12 +125,15 @@ def encode_request_head(
 
 
 def _url_and_headers(target: CosTarget, request: CosRequest, signature: str) -> tuple[str, dict[str, str]]:
+    from urllib.parse import urlencode
+
+    if request.signature == "download":  # the download form: its own URL, the signature in the query
+        url = target.download_url(request.path) + "?" + urlencode((*request.query, ("sign", signature)))
+        return url, dict(request.headers)
     url = target.url(request.path)
     if request.query:
-        from urllib.parse import urlencode
-
         url += "?" + urlencode(request.query)
-    return url, {"Authorization": signature, "Accept": "application/json"}
+    return url, {"Authorization": signature, "Accept": "application/json", **dict(request.headers)}
 
 
 def parse_envelope(status: int, body: bytes, *, op: str, path: str | None = None) -> dict[str, Any]:

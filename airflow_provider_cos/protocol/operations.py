@@ -179,6 +179,30 @@ class Dialect:
         data = parse_envelope(status, body, op="stat", path=path)
         return stat_from_data(data, path.rstrip("/").rsplit("/", 1)[-1])
 
+    # ---- download (GET of the object with a download signature, one byte range)
+    def prepare_download(self, path: str, *, start: int, length: int) -> CosRequest:
+        """``length`` bytes of the file from ``start`` (``length > 0``)."""
+        if start < 0 or length <= 0:
+            raise ValueError(f"download range needs start >= 0 and length > 0, got {start}+{length}")
+        path = normalize_file_path(path)
+        return CosRequest("download", "GET", path, signature="download",
+                          headers=(("Range", f"bytes={start}-{start + length - 1}"),))
+
+    def process_download(self, status: int, body: bytes, *, path: str, start: int, length: int) -> bytes:
+        """The range's bytes, or the typed error of the answer. A short or long body (a proxy that cut the
+        answer, a server that ignored the range) is a retryable :class:`CosProtocolError`."""
+        if status in (200, 206):
+            if len(body) == length and (status == 206 or start == 0):
+                return body
+            if status == 206 or start == 0 or len(body) < length:
+                raise CosProtocolError(f"range {start}+{length}: answer carried {len(body)} bytes (HTTP {status})",
+                                       status=status, operation="download", path=path)
+            raise CosProtocolError(f"range {start}+{length}: the server ignored the Range header (HTTP 200)",
+                                   status=status, operation="download", path=path)
+        parse_envelope(status, body, op="download", path=path)  # raises the typed error of the envelope
+        raise CosProtocolError(f"download answered HTTP {status} with code 0", status=status,
+                               operation="download", path=path)
+
     # ---- delete (one-time signature)
     def prepare_delete(self, path: str) -> CosRequest:
         path = normalize_folder_path(path) if path.endswith("/") else normalize_file_path(path)

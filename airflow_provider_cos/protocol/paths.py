@@ -202,6 +202,24 @@ class ObjectUrls:
     preview_url: str | None = None
 
 
+def download_url(endpoint: str, api_version: ApiVersion, appid: str | int, bucket: str, path: str) -> str:
+    """Where a JSON-generation object is downloaded (GET with ``?sign=``, COS_JSON_API.md §1.2).
+
+    On Tencent's API hosts (``<region>.file.myqcloud.com``, v1's ``web.file.myqcloud.com``) that is the
+    object's ``source_url`` host ``<bucket>-<appid>.cos<region>.myqcloud.com``; any other endpoint (the
+    emulator, a proxy) serves the download at the object's API URL.
+    """
+    base = normalize_endpoint(endpoint)
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    match = re.fullmatch(r"([a-z0-9-]+)\.file\.myqcloud\.com", host)
+    if match is None:
+        return resource_url(base, api_version, appid, bucket, path)
+    region = match.group(1)
+    download_host = "cos" if region == "web" else f"cos{region}"
+    return f"{parts.scheme}://{bucket}-{appid}.{download_host}.myqcloud.com{encode_path(path)}"
+
+
 def object_urls(
     appid: str | int,
     bucket: str,

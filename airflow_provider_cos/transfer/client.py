@@ -10,11 +10,13 @@ import builtins
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from airflow_provider_cos.protocol.errors import (
     CosAlreadyExistsError,
     CosCancelledError,
+    CosError,
     CosNotFoundError,
 )
 from airflow_provider_cos.protocol.messages import CosTarget, ListPage, StatInfo
@@ -24,9 +26,11 @@ from airflow_provider_cos.protocol.signing import Credentials, Signer
 from airflow_provider_cos.protocol.xmlmessages import ObjectEntry
 from airflow_provider_cos.protocol.xmloperations import XML, ObjectHead
 from airflow_provider_cos.protocol.xmlsigning import XmlCredentials
+from airflow_provider_cos.transfer.batch import BatchItem, BatchResult, FileOutcome, run_batch
 from airflow_provider_cos.transfer.checkpoint import CheckpointStore
 from airflow_provider_cos.transfer.config import TransferConfig
 from airflow_provider_cos.transfer.coordinator import ExecutorFactory, TransferCoordinator, thread_executor
+from airflow_provider_cos.transfer.download import DownloadResult, FileDownload, PartFetcher
 from airflow_provider_cos.transfer.multipart import MultipartUpload
 from airflow_provider_cos.transfer.progress import ProgressAggregator, ProgressCallback
 from airflow_provider_cos.transfer.requester import Requester
@@ -36,6 +40,7 @@ from airflow_provider_cos.transfer.upload import FileUpload, with_bucket
 from airflow_provider_cos.transfer.xmlcalls import XmlRequester, object_key, xml_target
 
 _log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 #: Codes meaning "no such file or folder" for ``stat`` (-197 is seen for folders in the wild).
 NOT_FOUND_CODES = frozenset({-166, -197})
@@ -235,44 +240,148 @@ class CosClient:
         checkpoint_store: CheckpointStore | None = None,
         *,
         create_parents: bool = True,
+        executor_factory: ExecutorFactory | None = None,
     ) -> UploadResult:
         """Upload one local file to ``cos_path``; see :mod:`airflow_provider_cos.transfer.upload`.
+        (``executor_factory``: where the slices run, e.g. a batch's shared pool; default the client's.)
 
         Raises a typed :class:`CosError`: :class:`CosFileChangedError` if the file changed meanwhile,
         :class:`CosIntegrityError` if the stored object does not match, :class:`CosCancelledError` after
         :meth:`cancel`, :class:`CosAlreadyExistsError` with ``insert_only`` on an existing path, ...
         """
-        if self._cancelled.is_set():
-            raise CosCancelledError("client was cancelled", path=cos_path)
-        target = self._target(bucket)
-        coordinator = TransferCoordinator(ProgressAggregator(0, progress), executor_factory=self._executor_factory)
-        with self._lock:
-            self._active.add(coordinator)
-        try:
-            upload: FileUpload | MultipartUpload
+        def run(target: CosTarget, coordinator: TransferCoordinator) -> UploadResult:
             if self.xml:
-                upload = MultipartUpload(
+                return MultipartUpload(
                     calls=self._xml, target=target, xml=xml_target(target), config=self.config,
                     coordinator=coordinator, local_path=local_path, cos_path=cos_path, insert_only=insert_only,
-                    checkpoint_store=checkpoint_store)
-            else:
-                upload = FileUpload(
+                    checkpoint_store=checkpoint_store,
+                ).run()
+            return FileUpload(
                 requester=self._requester, dialect=self.dialect, target=target, config=self.config,
                 coordinator=coordinator, local_path=local_path, cos_path=cos_path, insert_only=insert_only,
                 biz_attr=biz_attr, checkpoint_store=checkpoint_store,
                 stat=lambda p, t: self.stat(p, t.bucket),
                 delete=lambda p, t: self.delete(p, t.bucket),
                 ensure_parents=(lambda: self.ensure_folders(cos_path, target.bucket)) if create_parents else None,
+            ).run()
+
+        return self._run(cos_path, run, bucket, progress, what="upload", executor_factory=executor_factory)
+
+    def upload_files(
+        self,
+        items: Sequence[BatchItem],
+        bucket: str | None = None,
+        insert_only: bool = False,
+        biz_attr: str | None = None,
+        checkpoint_store: CheckpointStore | None = None,
+        *,
+        create_parents: bool = True,
+        skip_identical: bool = True,
+        on_done: Callable[[FileOutcome, int, int], object] | None = None,
+    ) -> BatchResult:
+        """Upload many files; see :mod:`airflow_provider_cos.transfer.batch` (one bounded pool for all
+        their slices, files already stored with the same content skipped, every outcome reported).
+        Never raises for a file's failure: call :meth:`BatchResult.raise_for_failures`."""
+        target = self._target(bucket)
+
+        def upload_one(item: BatchItem, factory: ExecutorFactory) -> UploadResult:
+            return self.upload_file(item.local_path, item.cos_path, bucket, insert_only, biz_attr,
+                                    checkpoint_store=checkpoint_store, create_parents=create_parents,
+                                    executor_factory=factory)
+
+        return run_batch(
+            items, upload_one, lambda p: self.stat(p, target.bucket), target.fileid,
+            max_workers=self.config.max_workers, crc=self.xml, skip_identical=skip_identical, on_done=on_done,
+            stop=self._cancelled,
+        )
+
+    # ------------------------------------------------------------------ download
+    def download_file(
+        self,
+        cos_path: str,
+        local_path: str,
+        bucket: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> DownloadResult:
+        """Download the object at ``cos_path`` into ``local_path``; see :mod:`airflow_provider_cos.transfer.download`.
+
+        ``local_path`` is replaced atomically once the bytes are verified, never half-written. Raises a
+        typed :class:`CosError`: :class:`CosNotFoundError` for a missing object, :class:`CosIntegrityError`
+        if the bytes do not match the object's SHA-1, :class:`CosLocalFileError` for local I/O,
+        :class:`CosCancelledError` after :meth:`cancel`.
+        """
+        path = normalize_file_path(cos_path)
+
+        def run(target: CosTarget, coordinator: TransferCoordinator) -> DownloadResult:
+            return FileDownload(
+                fetch=self._part_fetcher(target, path), target=target, config=self.config,
+                coordinator=coordinator, cos_path=path, local_path=local_path,
+                stat=lambda p, t: self.stat(p, t.bucket),
+            ).run()
+
+        return self._run(path, run, bucket, progress, what="download")
+
+    def read_range(self, cos_path: str, start: int, length: int, bucket: str | None = None) -> bytes:
+        """Exactly ``length`` bytes of the object from ``start`` (one ranged request, retried by the policy)."""
+        if length <= 0:
+            return b""
+        path = normalize_file_path(cos_path)
+        return self._part_fetcher(self._target(bucket), path)(start, length, threading.Event(), lambda _e: None)
+
+    def _part_fetcher(self, target: CosTarget, path: str) -> PartFetcher:
+        """One ranged read of ``path``: JSON, a signed GET of the object URL; XML, GetObject with Range."""
+        if self.xml:
+            xml, key = xml_target(target), object_key(path)
+
+            def fetch_xml(start: int, length: int, stop: threading.Event,
+                          on_retry: Callable[[CosError], None]) -> bytes:
+                request = XML.prepare_get_object(key, start=start, end=start + length - 1)
+                return self._xml.call(
+                    xml, request, lambda s, h, b: XML.process_get_object(s, h, b, key=key, start=start).data,
+                    stop=stop, on_retry=on_retry,
+                )
+
+            return fetch_xml
+
+        def fetch_json(start: int, length: int, stop: threading.Event,
+                       on_retry: Callable[[CosError], None]) -> bytes:
+            request = self.dialect.prepare_download(path, start=start, length=length)
+            return self._requester.call(
+                target, request,
+                lambda s, b: self.dialect.process_download(s, b, path=path, start=start, length=length),
+                stop=stop, on_retry=on_retry,
             )
-            result = upload.run()
+
+        return fetch_json
+
+    def _run(
+        self,
+        cos_path: str,
+        transfer: Callable[[CosTarget, TransferCoordinator], R],
+        bucket: str | None,
+        progress: ProgressCallback | None,
+        *,
+        what: str,
+        executor_factory: ExecutorFactory | None = None,
+    ) -> R:
+        """Run one transfer with its own coordinator, cancellable through :meth:`cancel`."""
+        if self._cancelled.is_set():
+            raise CosCancelledError("client was cancelled", path=cos_path)
+        target = self._target(bucket)
+        coordinator = TransferCoordinator(ProgressAggregator(0, progress),
+                                          executor_factory=executor_factory or self._executor_factory)
+        with self._lock:
+            self._active.add(coordinator)
+        try:
+            result = transfer(target, coordinator)
             if coordinator.cancelled:
-                raise CosCancelledError("upload cancelled", path=cos_path)
+                raise CosCancelledError(f"{what} cancelled", path=cos_path)
             return result
         except CosCancelledError:
             raise
         except Exception as e:
             if coordinator.cancelled:
-                raise CosCancelledError("upload cancelled", path=cos_path) from e
+                raise CosCancelledError(f"{what} cancelled", path=cos_path) from e
             raise
         finally:
             with self._lock:

@@ -38,6 +38,11 @@ class TransferConfig:
     ``connect_timeout``/``read_timeout`` are seconds (requests' ``(connect, read)`` tuple).
     ``verify``: after completion, ``stat`` the object and compare its size and SHA-1 with the file.
     ``signature_validity``: lifetime of each multi-effect signature; every request is signed afresh.
+
+    Memory bound of one ``download_file`` (each in-flight part is read whole from the socket, which may
+    briefly hold it twice while joining, then written with ``pwrite``)::
+
+        peak ≈ max_workers × 2 × download_part_size  +  hash_chunk_size  +  ~1 MiB
     """
 
     simple_threshold: int = 20 * MiB
@@ -51,6 +56,7 @@ class TransferConfig:
     hash_chunk_size: int = 4 * MiB
     send_block_size: int = 256 * KiB
     max_resume_rounds: int = 5
+    download_part_size: int = 4 * MiB
 
     def __post_init__(self) -> None:
         if self.simple_threshold < 0:
@@ -67,12 +73,18 @@ class TransferConfig:
             raise CosConfigError("hash_chunk_size must be a multiple of 64 within 64 KiB..64 MiB")
         if self.send_block_size < 16 * KiB:
             raise CosConfigError("send_block_size must be >= 16 KiB")
+        if self.download_part_size <= 0 or self.download_part_size % (64 * KiB):
+            raise CosConfigError("download_part_size must be a positive multiple of 64 KiB")
         if self.max_resume_rounds < 1:
             raise CosConfigError("max_resume_rounds must be >= 1")
 
     @property
     def timeout(self) -> tuple[float, float]:
         return (self.connect_timeout, self.read_timeout)
+
+    def download_memory_bound(self) -> int:
+        """The documented peak (bytes) of one download."""
+        return self.max_workers * 2 * self.download_part_size + self.hash_chunk_size + MiB
 
     def memory_bound(self, slice_size: int | None = None) -> int:
         """The documented peak (bytes) for slices of ``slice_size`` (default: the configured one)."""

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from airflow_provider_cos.protocol.errors import CosCancelledError, CosError
 from airflow_provider_cos.protocol.messages import CosRequest, CosTarget, encode_request, encode_request_head
+from airflow_provider_cos.protocol.paths import encode_path
 from airflow_provider_cos.protocol.signing import Signer
 from airflow_provider_cos.transfer.buffers import SliceBuffer
 from airflow_provider_cos.transfer.retry import RetryPolicy
@@ -38,6 +39,8 @@ class Requester:
     def _sign(self, target: CosTarget, request: CosRequest) -> str:
         if request.signature == "once":
             return self._signer.once(target.appid, target.bucket, target.fileid(request.path))
+        if request.signature == "download":
+            return self._signer.download(target.appid, target.bucket, encode_path(request.path))
         return self._signer.multi(target.appid, target.bucket)
 
     def call(

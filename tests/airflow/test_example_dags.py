@@ -59,6 +59,10 @@ def test_example_slice_upload_v1(cos_conns: Any) -> None:
     assert resource_path.startswith(f"/{DEMO.appid}/{DEMO.bucket}/airflow-example/")
     assert resource_path.endswith("/artifact-4mib.bin")
     assert tis["check_object"].xcom_pull(task_ids="check_object") == resource_path
+    # read back by that resource_path and compared byte for byte (the compare task raises otherwise)
+    assert tis["read_back"].xcom_pull(task_ids="read_back", key="resource_path") == resource_path
+    assert tis["read_back"].xcom_pull(task_ids="read_back", key="sha1") == _expected_sha1(4, "cos-example-4")
+    assert tis["compare"].state == "success"
     assert tis["upload"].xcom_pull(task_ids="upload", key="size") == 4 * 1024 * 1024
     # the templated path is declared through an AssetAlias; the run adds the object's Asset to it
     from airflow.models.asset import AssetEvent, AssetModel

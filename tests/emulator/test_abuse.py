@@ -261,19 +261,3 @@ def test_unsupported_transfer_coding_is_refused(emulator: CosEmulator) -> None:
         assert status == 501 and "transfer-encoding" in env["data"]["detail"].lower(), (coding, env)
         assert b"Connection: close" in answer
     assert client.list("/").infos == ()
-
-
-def test_get_of_an_object_url_says_downloads_are_not_supported(emulator: CosEmulator) -> None:
-    client = Client(emulator.url, "v2")
-    client.upload("/obj.bin", b"data")
-    for auth in ("", f"Authorization: {client.signer.multi(DEMO.appid, DEMO.bucket)}\r\n"):
-        answer = raw_http(
-            emulator.url,
-            (
-                f"GET /files/v2/{DEMO.appid}/{DEMO.bucket}/obj.bin HTTP/1.1\r\nHost: x\r\n"
-                f"{auth}Connection: close\r\n\r\n"
-            ).encode(),
-        )
-        status, env = _status_and_body(answer)
-        assert status == 501, env
-        assert "download" in env["data"]["detail"] and "not supported" in env["data"]["detail"], env

@@ -142,8 +142,8 @@ def test_missing_op(client: Client) -> None:
     assert resp.status_code == 400
     assert resp.json()["code"] == -60
     assert resp.json()["message"] == "ERROR_CGI_PARAM_MISSING_OP"
-    resp = client.send(CosRequest("x", "GET", "/a.txt"))  # a download: test_abuse.py
-    assert resp.status_code == 501
+    resp = client.send(CosRequest("x", "GET", "/a.txt"))  # a download (test_downloads.py): no such object
+    assert resp.status_code == 404 and resp.json()["code"] == -166
 
 
 def test_unknown_op(client: Client) -> None:

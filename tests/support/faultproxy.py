@@ -10,6 +10,8 @@ request and answer ends, so faults can hit the N-th matching request:
 * ``stall``: forward the request, then send nothing back (the client's read timeout fires); the
   connection is closed after ``stall_seconds`` or when the proxy stops;
 * ``truncate``: forward the request, then only the answer's head and half of its body, then close.
+* ``reset_answer``: forward the request, then the answer's head and half of its body, then a TCP RST
+  (a connection reset mid-answer, e.g. in the middle of a downloaded range).
 
 Bounded: at most ``max_connections`` concurrent connections, daemon threads, and the proxy stops
 itself after ``lifetime`` seconds. It also records every request (start/end times) so tests can assert
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import IO, Literal
 from urllib.parse import urlsplit
 
-Action = Literal["reset", "stall", "truncate"]
+Action = Literal["reset", "stall", "truncate", "reset_answer"]
 MAX_HEAD = 64 * 1024
 PEEK = 4096
 
@@ -267,13 +269,16 @@ class FaultProxy:
                     rhead = _read_head(ufile)
                     if rhead is None:
                         raise _Closed("upstream closed without an answer")
-                    rlength = _content_length(rhead)
+                    rlength = 0 if head.startswith(b"HEAD ") else _content_length(rhead)  # HEAD: no body
                     if fault is not None and fault.action == "stall":
                         self._stopped.wait(fault.stall_seconds)
                         return
-                    if fault is not None and fault.action == "truncate":
+                    if fault is not None and fault.action in ("truncate", "reset_answer"):
                         body = ufile.read(rlength)
                         client.sendall(rhead + body[: len(body) // 2])
+                        if fault.action == "reset_answer":
+                            _rst(client)
+                            return
                         with contextlib.suppress(OSError):
                             client.shutdown(socket.SHUT_RDWR)
                         return

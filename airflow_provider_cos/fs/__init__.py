@@ -1,0 +1,1 @@
+"""fsspec filesystems registered with Airflow (ObjectStoragePath)."""

@@ -1,0 +1,123 @@
+"""End to end on a real deployment (see conftest.py): everything through the REST API and real processes.
+
+- the example DAG, triggered through the REST API with its upload task SIGKILLed mid-upload: the run
+  succeeds, the retry resumed (bytes re-sent <= (slices in flight + 1) x slice size, counted by the
+  emulator), and the XComs are right;
+- a deferrable sensor waits in the triggerer process for an object that appears only after it deferred.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_cos.emulator import DEMO
+from airflow_provider_cos.protocol.messages import CosTarget
+from airflow_provider_cos.protocol.signing import Credentials
+from airflow_provider_cos.transfer import CosClient
+from tests.deployment.services import CONN_EXTRA, Deployment, MiB
+
+EXAMPLE = "example_cos_slice_upload"
+LATE = "cos_deployment_late_object"
+TRIGGER_CLASS = "airflow_provider_cos.triggers.cos.CosUploadCompleteTrigger"
+
+
+def emulator_stats(dep: Deployment) -> dict[str, Any]:
+    return dict(dep.emulator("GET", "stats"))
+
+
+def test_example_dag_survives_a_sigkilled_upload(deployment: Deployment) -> None:
+    dep = deployment
+    mib = 12
+    size = mib * MiB
+    in_flight = int(CONN_EXTRA["max_workers"])
+    slice_size = int(CONN_EXTRA["slice_size"])
+    dep.wait_for_dag(EXAMPLE)
+    dep.emulator("DELETE", "stats")
+    # Slow slices (each answered after 0.6 s) so that the kill lands mid-upload; killed once 5 of 12 MiB
+    # went out, a retry that started over would re-send more than the bound below.
+    dep.emulator("POST", "faults", {"op": "upload_slice_data", "delay": 0.6, "times": None})
+    run_id = dep.trigger(EXAMPLE, conf={"artifact_mib": mib})
+
+    def upload_midway() -> tuple[int, int] | None:
+        ti = dep.task_instance(EXAMPLE, run_id, "upload")
+        sent = emulator_stats(dep)["slice_bytes"]
+        if ti["state"] == "running" and ti["pid"] and 5 * MiB <= sent:
+            return int(ti["pid"]), sent
+        assert ti["state"] in (None, "scheduled", "queued", "running"), ti["state"]
+        return None
+
+    pid, sent_before_kill = dep.wait_until("the upload task mid-upload", upload_midway, 180, interval=0.05)
+    owner = dep.owner(pid)  # LocalExecutor: the task process descends from the scheduler
+    assert owner is not None and owner.name == "scheduler", f"pid {pid} of the upload task: {owner}"
+    # The running try keeps its upload session in the task state store, where any worker finds it.
+    checkpoint = dep.upload_checkpoint(EXAMPLE, run_id, "upload")
+    assert checkpoint is not None and checkpoint["session"], checkpoint
+    os.kill(pid, signal.SIGKILL)
+    dep.emulator("DELETE", "faults")
+    assert sent_before_kill < size, "the kill came too late: the upload had already sent everything"
+
+    assert dep.wait_for_run(EXAMPLE, run_id, 240) == "success"
+
+    ti = dep.task_instance(EXAMPLE, run_id, "upload")
+    assert ti["state"] == "success" and ti["try_number"] == 2, ti
+    tries = dep.api("GET", f"/dags/{EXAMPLE}/dagRuns/{run_id}/taskInstances/upload/tries")["task_instances"]
+    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
+
+    # The retry resumed the killed try's session: each byte went over the wire about once.
+    stats = emulator_stats(dep)
+    resent = stats["slice_bytes"] - size
+    assert 0 <= resent <= (in_flight + 1) * slice_size, f"re-sent {resent} bytes ({stats})"
+    assert stats["objects_completed"] == 1
+    assert dep.upload_checkpoint(EXAMPLE, run_id, "upload") is None  # removed after success
+
+    artifact = dep.xcom(EXAMPLE, run_id, "make_artifact")
+    resource_path = dep.xcom(EXAMPLE, run_id, "upload")
+    assert resource_path.startswith(f"/{DEMO.appid}/{DEMO.bucket}/") and resource_path.endswith(f"-{mib}mib.bin")
+    assert dep.xcom(EXAMPLE, run_id, "upload", "sha1") == artifact["sha1"]
+    assert dep.xcom(EXAMPLE, run_id, "upload", "size") == size == artifact["size"]
+    assert dep.xcom(EXAMPLE, run_id, "upload", "instant") is False
+    assert dep.xcom(EXAMPLE, run_id, "upload", "url").startswith(dep.emulator_url)
+    stat = dep.xcom(EXAMPLE, run_id, "wait_complete")
+    assert int(stat["filesize"]) == int(stat["filelen"]) == size and stat["sha"] == artifact["sha1"]
+    assert dep.xcom(EXAMPLE, run_id, "check_object") == resource_path
+
+
+def test_deferrable_sensor_waits_in_the_triggerer(deployment: Deployment, tmp_path: Path) -> None:
+    dep = deployment
+    cos_path = f"/late-{uuid.uuid4().hex}.bin"
+    dep.wait_for_dag(LATE)
+    run_id = dep.trigger(LATE, conf={"cos_path": cos_path})
+
+    def deferred() -> Any:
+        ti = dep.task_instance(LATE, run_id, "wait_late")
+        assert ti["state"] in (None, "scheduled", "queued", "running", "deferred"), ti["state"]
+        return ti if ti["state"] == "deferred" and ti["triggerer_job"] else None
+
+    ti = dep.wait_until("the sensor deferred and its trigger picked up by the triggerer", deferred, 180)
+    assert ti["trigger"]["classpath"] == TRIGGER_CLASS
+    assert ti["triggerer_job"]["job_type"] == "TriggererJob"
+    # The trigger polls the object in the triggerer process while the task holds no worker slot.
+    polls = emulator_stats(dep)["requests"].get("stat", 0)
+    dep.wait_until("two polls by the trigger", lambda: emulator_stats(dep)["requests"].get("stat", 0) >= polls + 2, 60)
+    assert dep.task_instance(LATE, run_id, "wait_late")["state"] == "deferred"
+
+    src = tmp_path / "late.bin"
+    src.write_bytes(os.urandom(100_000))
+    client = CosClient(
+        target=CosTarget(dep.emulator_url, "v1", DEMO.appid, DEMO.bucket),
+        credentials=Credentials(DEMO.secret_id, DEMO.secret_key),
+    )
+    try:
+        result = client.upload_file(str(src), cos_path)
+    finally:
+        client.close()
+
+    assert dep.wait_for_run(LATE, run_id, 120) == "success"
+    ti = dep.task_instance(LATE, run_id, "wait_late")
+    assert ti["try_number"] == 1  # resumed from the deferral, not retried
+    stat = dep.xcom(LATE, run_id, "wait_late")
+    assert int(stat["filesize"]) == 100_000 and stat["sha"] == result.as_dict()["sha1"]
