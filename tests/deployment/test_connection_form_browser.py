@@ -128,7 +128,7 @@ def test_add_connection_form_and_test_button(deployment: Deployment, browser: An
         numeric = [f for f in EXTRA_FIELDS if f.kind in ("integer", "number")]
         assert dialog.locator("[data-scope=number-input][role=spinbutton]").count() == len(numeric)
         api_version_dropdown(dialog).click()
-        assert page.get_by_role("option").all_inner_texts() == ["v1", "v2"]
+        assert page.get_by_role("option").all_inner_texts() == ["v1", "v2", "xml"]
         page.get_by_role("option", name="v2", exact=True).click()
         assert dialog.locator("input[name=element_api_version]").input_value() == "v2"
 
