@@ -23,6 +23,7 @@ from airflow_provider_cos.protocol.errors import (
     CosError,
     CosInvalidRequestError,
     CosNotFoundError,
+    CosUploadConflictError,
 )
 from airflow_provider_cos.protocol.paths import (
     normalize_file_path,
@@ -273,8 +274,8 @@ class CosSliceUploadOperator(BaseOperator):
                 str(self.local_path), cos_path, bucket, overwrite=self.overwrite, biz_attr=self.biz_attr,
                 create_parents=self.create_parents, progress=progress, checkpoint_store=checkpoint_store,
             )
-        except CosConfigError as exc:
-            raise AirflowFailException(f"Invalid configuration for {where}: {exc.message}") from exc
+        except CosConfigError as exc:  # str(exc), not .message: a CosLocalFileError names the file there
+            raise AirflowFailException(f"Invalid configuration for {where}: {exc}") from exc
         except CosAuthError as exc:
             raise AirflowFailException(f"COS rejected the credentials for {where} (check SecretId, SecretKey "
                                        f"and app_id): {exc}") from exc
@@ -287,6 +288,8 @@ class CosSliceUploadOperator(BaseOperator):
                                        f"(app_id {hook.app_id}): {exc}") from exc
         except CosInvalidRequestError as exc:
             raise AirflowFailException(f"COS refused the upload to {where}: {exc}") from exc
+        except CosUploadConflictError as exc:
+            raise AirflowException(f"Upload to {where} did not start: {exc}") from exc
         except CosCancelledError as exc:
             raise AirflowException(f"Upload to {where} was cancelled; a retry resumes it") from exc
         except CosError as exc:

@@ -298,3 +298,28 @@ def test_xcom_link_and_asset_event(cos_conns: Any, tmp_path: Path) -> None:
     with create_session() as session:
         events = session.scalars(select(AssetEvent).where(AssetEvent.source_dag_id == "cos_test_xcom")).all()
         assert [e.extra["resource_path"] for e in events] == [values["return_value"]]
+
+
+def test_a_local_file_error_mid_upload_names_the_file(cos_conns: Any) -> None:
+    """/proc files pass the regular-file check but hold more bytes than stat says: the engine's typed error
+    reaches the task with the file's name (its str(), not only its message)."""
+    with pytest.raises(AirflowFailException, match=r"/proc/self/status"):
+        _op(local_path="/proc/self/status", cos_path="/p/status.bin", create_parents=True).execute({})
+
+
+def test_another_writers_session_fails_the_try_naming_the_conflict(
+    cos_conns: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A v2 session of other content at the path (here qcloud-cos-py3's, which declares no SHA-1) with
+    overwrite=False: the try fails saying what holds the path, not that a retry resumes it."""
+    from airflow.sdk.exceptions import AirflowException
+
+    from tests.transfer.test_conflicts import _foreign_session
+
+    _foreign_session(cos_conns, tmp_path, monkeypatch, 2 * MiB)
+    src = make_file(tmp_path / "mine.bin", 2 * MiB, seed=5)
+    with pytest.raises(AirflowException) as info:
+        _op(local_path=str(src), cos_path="/q/f.bin", cos_conn_id="cos_v2", overwrite=False).execute({})
+    text = str(info.value)
+    assert "did not start" in text and "unfinished upload at /q/f.bin" in text and "overwrite=True" in text, text
+    assert "a retry resumes it" not in text
