@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_cos.emulator.config import BucketConfig, EmulatorSettings
+from airflow_provider_cos.emulator.faults import StatsCounter
 from airflow_provider_cos.emulator.httpio import Spooled
 from airflow_provider_cos.emulator.replies import Reply
 from airflow_provider_cos.emulator.storage import CHUNK, BucketStore, ObjectMeta, SessionGone, UploadState
@@ -127,6 +128,7 @@ class XmlOperations:
     """XML addressing, authentication and operations; the host class provides the rest."""
 
     settings: EmulatorSettings
+    stats: StatsCounter
     tmp_dir: Path
     _buckets: dict[tuple[str, str], tuple[BucketConfig, BucketStore]]
     _clock: Callable[[], float]
@@ -336,6 +338,7 @@ class XmlOperations:
                     crc64=upload.crc64,
                     content_type=headers.get("content-type", ""),
                 )
+            self.stats.completed()
         return self._xml_reply(200, headers=[("ETag", quote_etag(upload.md5)), ("x-cos-hash-crc64ecma", upload.crc64)])
 
     def _object_headers(self, meta: ObjectMeta) -> list[tuple[str, str]]:
@@ -551,6 +554,7 @@ class XmlOperations:
         finally:
             assembled.unlink(missing_ok=True)
         route.store.discard_upload(state.upload_id)
+        self.stats.completed()
         bucket = f"{route.cfg.bucket}-{route.cfg.appid}"
         result = CompletedUpload(
             f"http://{bucket}.cos.{self.settings.xml_region}.myqcloud.com/{route.key}", bucket, route.key, etag

@@ -348,7 +348,7 @@ class CosConnectionConfig:
         bucket = extras.get("bucket") or None
         if bucket is not None:
             try:
-                bucket = validate_bucket(str(bucket).strip())
+                bucket = _plain_bucket(str(bucket).strip(), appid)
             except CosConfigError as exc:
                 raise CosConfigError(f"extra field 'bucket': {exc.message}") from exc
 
@@ -388,7 +388,7 @@ class CosConnectionConfig:
                 f"no bucket given, and connection {self.conn_id!r} has no default bucket (extra field 'bucket')"
             )
         try:
-            return validate_bucket(name)
+            return _plain_bucket(name, self.appid)
         except CosConfigError as exc:
             raise CosConfigError(f"bucket: {exc.message}") from exc
 
@@ -405,6 +405,18 @@ def _custom_domain(raw: Any) -> str | None:
     if "/" in text or " " in text:
         raise CosConfigError(f"extra field 'custom_domain' must be a host name such as files.example.com, got {raw!r}")
     return text
+
+
+def _plain_bucket(bucket: str, appid: str) -> str:
+    """A valid bucket name that is not the full ``<name>-<appid>`` form the console and the XML API show
+    (pasted as is, every call would answer "bucket not found")."""
+    name = validate_bucket(bucket)
+    suffix = f"-{appid}"
+    if name.endswith(suffix) and len(name) > len(suffix):
+        raise CosConfigError(
+            f"bucket name {name!r} ends with {suffix!r}, the app_id: write the plain name {name[: -len(suffix)]!r}"
+        )
+    return name
 
 
 def _extras(extra: Mapping[str, Any] | str | None) -> dict[str, Any]:

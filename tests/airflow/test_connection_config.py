@@ -146,3 +146,17 @@ def test_field_table_defaults_are_the_engines() -> None:
     assert defaults["max_retries"] == retry.max_attempts - 1
     for name in ("slice_size", "max_workers", "simple_threshold", "connect_timeout", "read_timeout"):
         assert defaults[name] == getattr(engine, name), name
+
+
+def test_bucket_with_its_appid_suffix_is_refused_with_the_plain_name() -> None:
+    """The console and the XML API show ``examplebucket-1250000000``; pasted as is, every call used to
+    answer "bucket not found" with no hint. The edge names the suffix and the plain name to write."""
+    with pytest.raises(CosConfigError) as info:
+        _config(extra={"app_id": "1250000000", "bucket": "examplebucket-1250000000"})
+    assert "'bucket'" in str(info.value) and "'-1250000000'" in str(info.value)
+    assert "'examplebucket'" in str(info.value)
+    cfg = _config()
+    with pytest.raises(CosConfigError) as info:
+        cfg.resolve_bucket("other-1250000000")  # a task's bucket= argument
+    assert "'-1250000000'" in str(info.value) and "'other'" in str(info.value)
+    assert cfg.resolve_bucket("other-1250000001") == "other-1250000001"  # another account's number: a name

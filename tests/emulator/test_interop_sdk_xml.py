@@ -9,6 +9,7 @@ emulator in its ``IP``/``Port`` mode (URL ``http://127.0.0.1:<port>/<key>`` with
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,15 @@ def test_wrong_key_expired_keytime_and_other_bucket_are_refused(emulator_factory
         sdk.get_object(Bucket=f"{OTHER.bucket}-{OTHER.appid}", Key="s.txt")
     assert (err.value.get_status_code(), err.value.get_error_code()) == (403, "InvalidAccessKeyId")
     assert emu.stats.internal_errors == 0
+
+
+def test_stats_count_objects_completed_through_xml(sdk: Any, emulator: CosEmulator, tmp_path: Path) -> None:
+    """``objects_completed`` counts XML writes as it counts JSON ones (tests of the XML engine compare it)."""
+    emulator.reset_stats()
+    sdk.put_object(Bucket=BUCKET, Body=b"one", Key="stats/put.txt")
+    assert emulator.stats.objects_completed == 1
+    src = tmp_path / "two-parts.bin"
+    src.write_bytes(os.urandom(2 * MiB + 1))
+    sdk.upload_file(Bucket=BUCKET, Key="stats/multipart.bin", LocalFilePath=str(src), PartSize=1, MAXThread=1)
+    stats = emulator.stats
+    assert stats.requests["CompleteMultipartUpload"] == 1 and stats.objects_completed == 2, stats
