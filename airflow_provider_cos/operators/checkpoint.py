@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 #: Resume state outlives a retry delay comfortably, but does not pile up forever.
 RETENTION = timedelta(days=7)
+# How a failed transfer task ends its message: the checkpoint is kept, whichever way the task runs again.
+NEXT_TRY_RESUMES = "the next try of this task (a retry or a clear) resumes it"
 
 
 class _StateStore(Protocol):

@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_provider_cos.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_cos.hooks.cos import CosHook, cos_asset_uri
 from airflow_provider_cos.links import CosObjectLink, object_link_url
-from airflow_provider_cos.operators.checkpoint import TaskStateCheckpointStore
+from airflow_provider_cos.operators.checkpoint import NEXT_TRY_RESUMES, TaskStateCheckpointStore
 from airflow_provider_cos.protocol.errors import (
     CosAlreadyExistsError,
     CosAuthError,
@@ -291,9 +291,9 @@ class CosSliceUploadOperator(BaseOperator):
         except CosUploadConflictError as exc:
             raise AirflowException(f"Upload to {where} did not start: {exc}") from exc
         except CosCancelledError as exc:
-            raise AirflowException(f"Upload to {where} was cancelled; a retry resumes it") from exc
+            raise AirflowException(f"Upload to {where} was cancelled; {NEXT_TRY_RESUMES}") from exc
         except CosError as exc:
-            raise AirflowException(f"Upload to {where} failed: {exc}; a retry resumes it") from exc
+            raise AirflowException(f"Upload to {where} failed: {exc}; {NEXT_TRY_RESUMES}") from exc
         except OSError as exc:
             raise AirflowFailException(f"Cannot read {self.local_path!r}: {exc}") from exc
 

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_cos.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_cos.hooks.cos import CosHook
+from airflow_provider_cos.operators.checkpoint import NEXT_TRY_RESUMES
 from airflow_provider_cos.protocol.errors import (
     CosAuthError,
     CosCancelledError,
@@ -156,9 +157,9 @@ class CosToLocalFilesystemOperator(BaseOperator):
         except CosInvalidRequestError as exc:
             raise AirflowFailException(f"COS refused the download of {where}: {exc}") from exc
         except CosCancelledError as exc:
-            raise AirflowException(f"Download of {where} was cancelled; a retry resumes it") from exc
+            raise AirflowException(f"Download of {where} was cancelled; {NEXT_TRY_RESUMES}") from exc
         except CosError as exc:
-            raise AirflowException(f"Download of {where} failed: {exc}; a retry resumes it") from exc
+            raise AirflowException(f"Download of {where} failed: {exc}; {NEXT_TRY_RESUMES}") from exc
 
     def on_kill(self) -> None:
         """Cancel the transfer; the parts already written stay for the next try."""
