@@ -4,12 +4,15 @@ does it, uploads surviving a restart, fault injection (issue 8, "Emulator")."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from airflow_provider_cos.emulator import DEMO, BucketConfig, CosEmulator, FaultRule
+from airflow_provider_cos.emulator.storage import BucketStore, ObjectMeta
+from airflow_provider_cos.emulator.xmlapi import xml_data_hashers
 from airflow_provider_cos.protocol.crc64 import crc64, crc64_fold
 from airflow_provider_cos.protocol.errors import (
     CosAuthError,
@@ -212,6 +215,39 @@ def test_multipart_as_cos_does_it(emulator: CosEmulator, xml: XmlClient) -> None
             b"z",
         )
         assert _error(resp) == (400, "InvalidArgument")
+
+
+def test_parts_are_hashed_for_etag_and_crc_only_and_head_reads_no_data(
+    emulator: CosEmulator, xml: XmlClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part needs its MD5 (ETag) and CRC-64, not a SHA-1 (that of the whole object is computed once at
+    Complete); HeadObject of the completed object answers from its metadata without opening its data."""
+    assert sorted(xml_data_hashers("UploadPart")) == ["crc64", "md5"]
+    assert sorted(xml_data_hashers("PutObject")) == ["crc64", "md5", "sha1"]
+    data = payload(2 * MiB + 7, seed=9)
+    chunks = _parts(data, MiB)
+    up = xml.call("initiate", "mp/meta.bin")
+    done = []
+    for n, chunk in enumerate(chunks, 1):
+        part = xml.call(
+            "upload_part", "mp/meta.bin", data=chunk, upload_id=up.upload_id, part_number=n, data_len=len(chunk)
+        )
+        done.append(CompletePart(n, part.etag))
+    assert _complete_raw(xml, "mp/meta.bin", up.upload_id, done).status_code == 200
+    opened: list[str] = []
+    real = BucketStore.blob_path
+
+    def spy(store: BucketStore, meta: ObjectMeta) -> Path:
+        opened.append(meta.path)
+        return real(store, meta)
+
+    monkeypatch.setattr(BucketStore, "blob_path", spy)
+    for _ in range(2):
+        head = xml.call("head_object", "mp/meta.bin")
+        assert head.etag.endswith('-3"') and head.crc64 == crc64(data) and head.size == len(data)
+    assert opened == []
+    assert Client(emulator.url, "v1").stat("/mp/meta.bin").sha == sha1(data)
+    assert xml.call("get_object", "mp/meta.bin").data == data and opened == ["/mp/meta.bin"]  # the spy works
 
 
 def test_abort_and_list_uploads(xml: XmlClient) -> None:
