@@ -12,7 +12,7 @@ import requests
 
 from airflow_provider_cos.emulator import DEMO, BucketConfig, CosEmulator, FaultRule
 from airflow_provider_cos.emulator.storage import BucketStore, ObjectMeta
-from airflow_provider_cos.emulator.xmlapi import xml_data_hashers
+from airflow_provider_cos.emulator.xmlapi import assemble_parts, xml_data_hashers
 from airflow_provider_cos.protocol.crc64 import crc64, crc64_fold
 from airflow_provider_cos.protocol.errors import (
     CosAuthError,
@@ -338,3 +338,36 @@ def test_a_key_that_is_not_utf8_is_an_invalid_object_name(emulator: CosEmulator)
     answer = raw_http(emulator.url, b"GET /bad%FF.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400") and b"<Code>InvalidObjectName</Code>" in answer, answer[:300]
     assert emulator.stats.internal_errors == 0
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_assemble_parts_concatenates_and_hashes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    """Complete's concatenation: the same bytes and SHA-1 with ``copy_file_range`` and where it fails
+    (EXDEV on some filesystems) in the middle of a part - the copy falls back to reads and writes."""
+    import errno
+    import os
+
+    chunks = [payload(MiB + 3, seed=1), payload(5, seed=2), payload(2 * MiB, seed=3)]
+    sources = []
+    for i, chunk in enumerate(chunks):
+        sources.append(tmp_path / f"part-{i}")
+        sources[-1].write_bytes(chunk)
+    calls: list[int] = []
+    real = getattr(os, "copy_file_range", None)
+
+    def failing(src: int, dst: int, count: int, offset_src: int, offset_dst: int) -> int:
+        calls.append(count)
+        if len(calls) == 1 and real is not None:  # one piece goes through, then the filesystem refuses
+            return real(src, dst, min(count, 4096), offset_src, offset_dst)
+        raise OSError(errno.EXDEV, "cross-device")
+
+    if not kernel_copy:
+        monkeypatch.setattr(os, "copy_file_range", failing, raising=False)
+    target = tmp_path / "whole"
+    target.write_bytes(b"stale content longer than nothing" * 100_000)  # replaced, not appended to
+    data = b"".join(chunks)
+    assert assemble_parts(sources, target) == sha1(data)
+    assert target.read_bytes() == data
+    assert kernel_copy or len(calls) == 2
