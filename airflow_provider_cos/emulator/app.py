@@ -211,7 +211,7 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
             length = ex.headers.get("content-length", "")
             if length.isdigit() and int(length) > MAX_PART_SIZE:  # refused before 5 GiB are read
                 raise XmlError("EntityTooLarge", "a PutObject body or a part is at most 5 GiB")
-            return read_raw(ex.reader, lambda: self._sink_for(req, {}), xml_data_hashers())
+            return read_raw(ex.reader, lambda: self._sink_for(req, {}), xml_data_hashers(req.op))
         if req.xml is not None and req.op == "CompleteMultipartUpload":
             return RequestBody({}, None, read_small(ex.reader, MAX_COMPLETE_BODY))
         if req.xml is None and ex.method == "POST":

@@ -440,25 +440,31 @@ class BucketStore:
         return meta
 
     def with_digests(self, meta: ObjectMeta) -> ObjectMeta:
-        """``meta`` with ``md5``, ``crc64`` and ``sha`` filled in (computed once from the blob for objects
-        that the JSON API wrote, then persisted)."""
-        if meta.kind != "file" or (meta.md5 and meta.crc64 and meta.sha):
+        """``meta`` with what HEAD/GET/GetBucket answer: ``crc64``, ``sha`` and, unless the object has an
+        ``etag`` of its own (multipart), ``md5``. Objects written through the XML API have them from their
+        upload (nothing is read); for objects that the JSON API wrote they are computed once from the blob,
+        then persisted. A multipart object's MD5 is not its ETag and is never computed."""
+        if meta.kind != "file" or (meta.crc64 and meta.sha and (meta.md5 or meta.etag)):
             return meta
-        md5, crc, sha1 = hashlib.md5(), Crc64(), hashlib.sha1()
+        md5 = None if meta.md5 or meta.etag else hashlib.md5()
+        crc, sha1 = Crc64(), None if meta.sha else hashlib.sha1()
+        hashers = [h for h in (md5, crc, sha1) if h is not None]
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
         try:
             with open(self.blob_path(meta), "rb") as fh:
-                for chunk in iter(lambda: fh.read(CHUNK), b""):
-                    md5.update(chunk)
-                    crc.update(chunk)
-                    sha1.update(chunk)
+                while n := fh.readinto(view):
+                    for h in hashers:
+                        h.update(view[:n])
         except FileNotFoundError:  # replaced meanwhile: the caller sees the newer object next time
             return meta
         with self.lock:
             current = self._objects.get(meta.path)
             if current is not meta:
                 return current if current is not None else meta
-            meta.md5, meta.crc64, meta.sha = meta.md5 or md5.hexdigest(), meta.crc64 or crc.decimal(), \
-                meta.sha or sha1.hexdigest()
+            meta.md5 = meta.md5 or (md5.hexdigest() if md5 is not None else "")
+            meta.crc64 = meta.crc64 or crc.decimal()
+            meta.sha = meta.sha or (sha1.hexdigest() if sha1 is not None else "")
             self._write_meta(meta)
         return meta
 

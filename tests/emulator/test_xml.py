@@ -4,12 +4,15 @@ does it, uploads surviving a restart, fault injection (issue 8, "Emulator")."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from airflow_provider_cos.emulator import DEMO, BucketConfig, CosEmulator, FaultRule
+from airflow_provider_cos.emulator.storage import BucketStore, ObjectMeta
+from airflow_provider_cos.emulator.xmlapi import assemble_parts, xml_data_hashers
 from airflow_provider_cos.protocol.crc64 import crc64, crc64_fold
 from airflow_provider_cos.protocol.errors import (
     CosAuthError,
@@ -214,6 +217,39 @@ def test_multipart_as_cos_does_it(emulator: CosEmulator, xml: XmlClient) -> None
         assert _error(resp) == (400, "InvalidArgument")
 
 
+def test_parts_are_hashed_for_etag_and_crc_only_and_head_reads_no_data(
+    emulator: CosEmulator, xml: XmlClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part needs its MD5 (ETag) and CRC-64, not a SHA-1 (that of the whole object is computed once at
+    Complete); HeadObject of the completed object answers from its metadata without opening its data."""
+    assert sorted(xml_data_hashers("UploadPart")) == ["crc64", "md5"]
+    assert sorted(xml_data_hashers("PutObject")) == ["crc64", "md5", "sha1"]
+    data = payload(2 * MiB + 7, seed=9)
+    chunks = _parts(data, MiB)
+    up = xml.call("initiate", "mp/meta.bin")
+    done = []
+    for n, chunk in enumerate(chunks, 1):
+        part = xml.call(
+            "upload_part", "mp/meta.bin", data=chunk, upload_id=up.upload_id, part_number=n, data_len=len(chunk)
+        )
+        done.append(CompletePart(n, part.etag))
+    assert _complete_raw(xml, "mp/meta.bin", up.upload_id, done).status_code == 200
+    opened: list[str] = []
+    real = BucketStore.blob_path
+
+    def spy(store: BucketStore, meta: ObjectMeta) -> Path:
+        opened.append(meta.path)
+        return real(store, meta)
+
+    monkeypatch.setattr(BucketStore, "blob_path", spy)
+    for _ in range(2):
+        head = xml.call("head_object", "mp/meta.bin")
+        assert head.etag.endswith('-3"') and head.crc64 == crc64(data) and head.size == len(data)
+    assert opened == []
+    assert Client(emulator.url, "v1").stat("/mp/meta.bin").sha == sha1(data)
+    assert xml.call("get_object", "mp/meta.bin").data == data and opened == ["/mp/meta.bin"]  # the spy works
+
+
 def test_abort_and_list_uploads(xml: XmlClient) -> None:
     ids = [xml.call("initiate", key).upload_id for key in ("u/a", "u/b", "u/b", "v/c")]
     page = xml.call("list_uploads", prefix="u/", max_uploads=2)
@@ -302,3 +338,36 @@ def test_a_key_that_is_not_utf8_is_an_invalid_object_name(emulator: CosEmulator)
     answer = raw_http(emulator.url, b"GET /bad%FF.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400") and b"<Code>InvalidObjectName</Code>" in answer, answer[:300]
     assert emulator.stats.internal_errors == 0
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_assemble_parts_concatenates_and_hashes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    """Complete's concatenation: the same bytes and SHA-1 with ``copy_file_range`` and where it fails
+    (EXDEV on some filesystems) in the middle of a part - the copy falls back to reads and writes."""
+    import errno
+    import os
+
+    chunks = [payload(MiB + 3, seed=1), payload(5, seed=2), payload(2 * MiB, seed=3)]
+    sources = []
+    for i, chunk in enumerate(chunks):
+        sources.append(tmp_path / f"part-{i}")
+        sources[-1].write_bytes(chunk)
+    calls: list[int] = []
+    real = getattr(os, "copy_file_range", None)
+
+    def failing(src: int, dst: int, count: int, offset_src: int, offset_dst: int) -> int:
+        calls.append(count)
+        if len(calls) == 1 and real is not None:  # one piece goes through, then the filesystem refuses
+            return real(src, dst, min(count, 4096), offset_src, offset_dst)
+        raise OSError(errno.EXDEV, "cross-device")
+
+    if not kernel_copy:
+        monkeypatch.setattr(os, "copy_file_range", failing, raising=False)
+    target = tmp_path / "whole"
+    target.write_bytes(b"stale content longer than nothing" * 100_000)  # replaced, not appended to
+    data = b"".join(chunks)
+    assert assemble_parts(sources, target) == sha1(data)
+    assert target.read_bytes() == data
+    assert kernel_copy or len(calls) == 2
