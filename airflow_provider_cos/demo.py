@@ -28,16 +28,19 @@ from typing import Any
 REPO_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 
 
-def connection_json(url: str, *, appid: str, bucket: str, secret_id: str, secret_key: str,
-                    api_version: str = "v1", **extra: Any) -> str:
+def connection_json(
+    url: str, *, appid: str, bucket: str, secret_id: str, secret_key: str, api_version: str = "v1", **extra: Any
+) -> str:
     """The ``AIRFLOW_CONN_<ID>`` value of a ``cos`` connection to ``url``."""
-    return json.dumps({
-        "conn_type": "cos",
-        "login": secret_id,
-        "password": secret_key,
-        "host": url,
-        "extra": {"app_id": appid, "bucket": bucket, "api_version": api_version, **extra},
-    })
+    return json.dumps(
+        {
+            "conn_type": "cos",
+            "login": secret_id,
+            "password": secret_key,
+            "host": url,
+            "extra": {"app_id": appid, "bucket": bucket, "api_version": api_version, **extra},
+        }
+    )
 
 
 def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -47,12 +50,19 @@ def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_cos.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_cos.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--artifact-mib", type=int, default=int(os.environ.get("COS_EXAMPLE_ARTIFACT_MIB", "48")))
-    parser.add_argument("--api", choices=("v1", "xml"), default="v1",
-                        help="v1: example_cos_slice_upload (connection cos_default); xml: example_cos_xml_upload "
-                             "(connection cos_xml, today's COS API)")
+    parser.add_argument(
+        "--api",
+        choices=("v1", "xml"),
+        default="v1",
+        help="v1: example_cos_slice_upload (connection cos_default); xml: example_cos_xml_upload "
+        "(connection cos_xml, today's COS API)",
+    )
     parser.add_argument("--dag-id", default=None, help="default: the --api's example DAG")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
@@ -78,15 +88,26 @@ def main(argv: list[str] | None = None) -> int:
     env["COS_EXAMPLE_RESULT_FILE"] = str(result_file)
 
     try:
-        with CosEmulator(data_dir=scratch / "emulator", appid=DEMO.appid, bucket=DEMO.bucket,
-                         secret_id=DEMO.secret_id, secret_key=DEMO.secret_key, port=0) as emulator:
+        with CosEmulator(
+            data_dir=scratch / "emulator",
+            appid=DEMO.appid,
+            bucket=DEMO.bucket,
+            secret_id=DEMO.secret_id,
+            secret_key=DEMO.secret_key,
+            port=0,
+        ) as emulator:
             print(f"COS emulator at {emulator.url} (appid {DEMO.appid}, bucket {DEMO.bucket})", flush=True)
-            creds = {"appid": DEMO.appid, "bucket": DEMO.bucket, "secret_id": DEMO.secret_id,
-                     "secret_key": DEMO.secret_key}
+            creds = {
+                "appid": DEMO.appid,
+                "bucket": DEMO.bucket,
+                "secret_id": DEMO.secret_id,
+                "secret_key": DEMO.secret_key,
+            }
             env["AIRFLOW_CONN_COS_DEFAULT"] = connection_json(emulator.url, **creds)
             env["AIRFLOW_CONN_COS_V2"] = connection_json(emulator.url, api_version="v2", **creds)
-            env["AIRFLOW_CONN_COS_XML"] = connection_json(emulator.url, api_version="xml", region="ap-guangzhou",
-                                                          **creds)
+            env["AIRFLOW_CONN_COS_XML"] = connection_json(
+                emulator.url, api_version="xml", region="ap-guangzhou", **creds
+            )
 
             if _airflow(["db", "migrate"], env).returncode != 0:
                 print("airflow db migrate failed", file=sys.stderr)
@@ -95,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             stats = emulator.stats
         elapsed = time.monotonic() - started
         if run.returncode != 0 or not result_file.exists():
-            print(f"\nDAG run of {args.dag_id} failed (exit code {run.returncode}) after {elapsed:.1f} s",
-                  file=sys.stderr)
+            print(
+                f"\nDAG run of {args.dag_id} failed (exit code {run.returncode}) after {elapsed:.1f} s", file=sys.stderr
+            )
             return 1
         result = json.loads(result_file.read_text())
         print(f"\nemulator stats: {stats}")

@@ -72,12 +72,25 @@ class Emulator:
 
     def __init__(self, data_dir: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow_provider_cos.emulator", "--port", "0", "--data-dir", str(data_dir),
-             "--log-level", "WARNING"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            [
+                sys.executable,
+                "-m",
+                "airflow_provider_cos.emulator",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                "--log-level",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
-        self.url = line[line.index("http://"):].split()[0]
+        self.url = line[line.index("http://") :].split()[0]
 
     def stats(self) -> dict[str, Any]:
         return dict(requests.get(self.url + "/_emulator/stats", timeout=10).json())
@@ -99,8 +112,12 @@ class _Discard(BaseHTTPRequestHandler):
                 return
             remaining -= len(got)
         # one write: head and body in one segment (no Nagle/delayed-ACK stall)
-        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                         + str(len(self.answer)).encode() + b"\r\n\r\n" + self.answer)
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(self.answer)).encode()
+            + b"\r\n\r\n"
+            + self.answer
+        )
 
     def log_message(self, *args: Any) -> None:
         return None
@@ -114,8 +131,11 @@ def discard_server_main(port_file: str) -> None:
 
 
 def client_for(url: str, api: str, **cfg: Any) -> CosClient:
-    return CosClient(target=CosTarget(url, api, DEMO.appid, DEMO.bucket),  # type: ignore[arg-type]
-                     credentials=CREDS, config=TransferConfig(**cfg))
+    return CosClient(
+        target=CosTarget(url, api, DEMO.appid, DEMO.bucket),  # type: ignore[arg-type]
+        credentials=CREDS,
+        config=TransferConfig(**cfg),
+    )
 
 
 def session_pool(workers: int) -> requests.Session:
@@ -126,8 +146,9 @@ def session_pool(workers: int) -> requests.Session:
     return s
 
 
-def prebuilt_slices(url: str, api: str, path: Path, cos_path: str, slice_size: int, session_id: str
-                    ) -> list[tuple[bool, HttpRequest]]:
+def prebuilt_slices(
+    url: str, api: str, path: Path, cos_path: str, slice_size: int, session_id: str
+) -> list[tuple[bool, HttpRequest]]:
     target = CosTarget(url, api, DEMO.appid, DEMO.bucket)  # type: ignore[arg-type]
     dialect = dialect_for(api)
     signer = Signer(CREDS, validity=3600)
@@ -160,15 +181,15 @@ def post_all(reqs: list[tuple[bool, HttpRequest]], workers: int, *, final_last: 
     return elapsed
 
 
-def bare_ceiling(url: str, api: str, path: Path, cos_path: str, workers: int, slice_size: int,
-                 client: CosClient) -> float:
+def bare_ceiling(
+    url: str, api: str, path: Path, cos_path: str, workers: int, slice_size: int, client: CosClient
+) -> float:
     """Seconds for bare requests POSTs of pre-built slices into a real session (then completed)."""
     dialect = dialect_for(api)
     target = client.target
     signer = Signer(CREDS, validity=3600)
     size = path.stat().st_size
-    init = dialect.prepare_slice_init(cos_path, filesize=size, sha=_sha1(path),
-                                      slice_size=slice_size)
+    init = dialect.prepare_slice_init(cos_path, filesize=size, sha=_sha1(path), slice_size=slice_size)
     http = encode_request(target, init, signer.multi(DEMO.appid, DEMO.bucket))
     r = requests.post(http.url, data=http.body, headers=dict(http.headers), timeout=30)
     opened = dialect.process_slice_init(r.status_code, r.content, path=cos_path)
@@ -223,8 +244,25 @@ def best(fn: Any, reps: int) -> float:
 
 
 def rss_child(url: str, path: Path, cos_path: str) -> int:
-    cmd = [sys.executable, "-m", "tests.support.uploader", "--url", url, "--api", "v2", "--file", str(path),
-           "--cos-path", cos_path, "--slice-size", str(MiB), "--max-workers", "4", "--threshold", str(20 * MiB)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.support.uploader",
+        "--url",
+        url,
+        "--api",
+        "v2",
+        "--file",
+        str(path),
+        "--cos-path",
+        cos_path,
+        "--slice-size",
+        str(MiB),
+        "--max-workers",
+        "4",
+        "--threshold",
+        str(20 * MiB),
+    ]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=1800)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     # ru_maxrss survives exec on Linux (it would report the parent's peak): use the child's own VmHWM
@@ -235,8 +273,7 @@ def qcloud_upload(url: str, path: Path, name: str) -> float:
     from qcloud_cos_py3 import CosBucket
 
     bucket = CosBucket(int(DEMO.appid), DEMO.secret_id, DEMO.secret_key, DEMO.bucket, region="gz")
-    bucket._format_url = lambda pattern, **extra: (url + pattern).format(
-        **bucket.config._asdict(), **extra)
+    bucket._format_url = lambda pattern, **extra: (url + pattern).format(**bucket.config._asdict(), **extra)
     t0 = time.perf_counter()
     r = bucket.upload_slice_file(str(path), MiB, name, dir_name=None)
     elapsed = time.perf_counter() - t0
@@ -247,8 +284,13 @@ def qcloud_upload(url: str, path: Path, name: str) -> float:
 def measure_ingest(fig: dict[str, Any], work: Path, src: Path, url: str, size: int, reps: int) -> None:
     """#2 alone (``--only-ingest``): bare v2 POSTs into the emulator (incl. finish) vs the discard server."""
     c = client_for(url, "v2")
-    fig["e2e"] = {"v2": {"bare_s": best(lambda: bare_ceiling(url, "v2", src, "/bench/bare-v2.bin",
-                                                             TransferConfig().max_workers, MiB, c), reps)}}
+    fig["e2e"] = {
+        "v2": {
+            "bare_s": best(
+                lambda: bare_ceiling(url, "v2", src, "/bench/bare-v2.bin", TransferConfig().max_workers, MiB, c), reps
+            )
+        }
+    }
     c.close()
     measure_discard(fig, work, src, size, reps)
 
@@ -265,11 +307,12 @@ def measure_instant(fig: dict[str, Any], src: Path, url: str, reps: int, setup: 
         inst.append(r.elapsed)
         rest.append(r.elapsed - r.hash_seconds)
     c.close()
-    fig["instant"] = {"instant_s": min(inst), "sha1_s": t_sha, "ratio": min(inst) / t_sha,
-                      "non_hash_s": min(rest)}
-    print(f"5. instant upload {min(inst):.2f}s vs SHA-1 {t_sha:.2f}s (measured just before) -> ratio "
-          f"{min(inst) / t_sha:.2f}; outside the hash (folder stat, init, verify stat): {min(rest) * 1000:.1f} ms",
-          flush=True)
+    fig["instant"] = {"instant_s": min(inst), "sha1_s": t_sha, "ratio": min(inst) / t_sha, "non_hash_s": min(rest)}
+    print(
+        f"5. instant upload {min(inst):.2f}s vs SHA-1 {t_sha:.2f}s (measured just before) -> ratio "
+        f"{min(inst) / t_sha:.2f}; outside the hash (folder stat, init, verify stat): {min(rest) * 1000:.1f} ms",
+        flush=True,
+    )
     setup.delete("/bench/stored.bin")
     for i in range(reps + 1):
         setup.delete(f"/bench/instant{i}.bin")
@@ -278,8 +321,7 @@ def measure_instant(fig: dict[str, Any], src: Path, url: str, reps: int, setup: 
 def measure_discard(fig: dict[str, Any], work: Path, src: Path, size: int, reps: int) -> None:
     workers = TransferConfig().max_workers
     port_file = work / "discard.port"
-    discard = subprocess.Popen([sys.executable, __file__, "--discard-server", str(port_file)], cwd=ROOT,
-                               text=True)
+    discard = subprocess.Popen([sys.executable, __file__, "--discard-server", str(port_file)], cwd=ROOT, text=True)
     for _ in range(100):
         if port_file.exists() and port_file.read_text():
             break
@@ -293,22 +335,36 @@ def measure_discard(fig: dict[str, Any], work: Path, src: Path, size: int, reps:
         discard.terminate()
         discard.wait(timeout=10)
     t_emu = fig["e2e"]["v2"]["bare_s"]
-    fig["ingest"] = {"emulator_MBps": size / t_emu / 1e6, "discard_MBps": size / t_discard / 1e6,
-                     "ratio": t_discard / t_emu}
-    print(f"2. emulator ingest {size / t_emu / 1e6:.0f} MB/s vs discard server {size / t_discard / 1e6:.0f} "
-          f"MB/s -> ratio {t_discard / t_emu:.2f}", flush=True)
+    fig["ingest"] = {
+        "emulator_MBps": size / t_emu / 1e6,
+        "discard_MBps": size / t_discard / 1e6,
+        "ratio": t_discard / t_emu,
+    }
+    print(
+        f"2. emulator ingest {size / t_emu / 1e6:.0f} MB/s vs discard server {size / t_discard / 1e6:.0f} "
+        f"MB/s -> ratio {t_discard / t_emu:.2f}",
+        flush=True,
+    )
 
 
-def measure_speed(fig: dict[str, Any], work: Path, src: Path, url: str, size: int, reps: int,
-                  setup: CosClient) -> None:
+def measure_speed(fig: dict[str, Any], work: Path, src: Path, url: str, size: int, reps: int, setup: CosClient) -> None:
     # 3. hash pass
     t_sha = best(lambda: plain_sha1(src)[1], reps + 1)
     t_v1 = best(lambda: our_hash(src, None), reps + 1)
     t_v2 = best(lambda: our_hash(src, MiB), reps + 1)
-    fig["hash"] = {"hashlib_s": t_sha, "v1_s": t_v1, "v2_s": t_v2, "ratio_v1": t_sha / t_v1,
-                   "ratio_v2": t_sha / t_v2, "hashlib_MBps": size / t_sha / 1e6}
-    print(f"3. hash pass: hashlib {size / t_sha / 1e6:.0f} MB/s; ours v1 ratio {t_sha / t_v1:.2f}, "
-          f"v2 (sha1+uploadparts) ratio {t_sha / t_v2:.2f}", flush=True)
+    fig["hash"] = {
+        "hashlib_s": t_sha,
+        "v1_s": t_v1,
+        "v2_s": t_v2,
+        "ratio_v1": t_sha / t_v1,
+        "ratio_v2": t_sha / t_v2,
+        "hashlib_MBps": size / t_sha / 1e6,
+    }
+    print(
+        f"3. hash pass: hashlib {size / t_sha / 1e6:.0f} MB/s; ours v1 ratio {t_sha / t_v1:.2f}, "
+        f"v2 (sha1+uploadparts) ratio {t_sha / t_v2:.2f}",
+        flush=True,
+    )
 
     # max_workers sweep (v2, slice phase)
     sweep_size = max(128 * MiB, size // 4)
@@ -339,16 +395,26 @@ def measure_speed(fig: dict[str, Any], work: Path, src: Path, url: str, size: in
             hash_s.append(r.hash_seconds)
             total.append(r.elapsed)
             c.delete(f"/bench/{api}.bin")
-        ceiling = best(lambda api=api, c=c: bare_ceiling(url, api, src, f"/bench/bare-{api}.bin", workers,
-                                                         MiB, c), reps)
+        ceiling = best(
+            lambda api=api, c=c: bare_ceiling(url, api, src, f"/bench/bare-{api}.bin", workers, MiB, c), reps
+        )
         c.close()
-        fig["e2e"][api] = {"slice_phase_s": min(ours), "hash_s": min(hash_s), "total_s": min(total),
-                           "bare_s": ceiling, "ratio_slice_phase": ceiling / min(ours),
-                           "ratio_end_to_end": ceiling / min(total),
-                           "MBps_slice_phase": size / min(ours) / 1e6, "MBps_bare": size / ceiling / 1e6}
-        print(f"1. {api}: slice phase {size / min(ours) / 1e6:.0f} MB/s vs bare requests "
-              f"{size / ceiling / 1e6:.0f} MB/s -> ratio {ceiling / min(ours):.2f}; hash phase "
-              f"{min(hash_s):.2f}s; end-to-end ratio {ceiling / min(total):.2f}", flush=True)
+        fig["e2e"][api] = {
+            "slice_phase_s": min(ours),
+            "hash_s": min(hash_s),
+            "total_s": min(total),
+            "bare_s": ceiling,
+            "ratio_slice_phase": ceiling / min(ours),
+            "ratio_end_to_end": ceiling / min(total),
+            "MBps_slice_phase": size / min(ours) / 1e6,
+            "MBps_bare": size / ceiling / 1e6,
+        }
+        print(
+            f"1. {api}: slice phase {size / min(ours) / 1e6:.0f} MB/s vs bare requests "
+            f"{size / ceiling / 1e6:.0f} MB/s -> ratio {ceiling / min(ours):.2f}; hash phase "
+            f"{min(hash_s):.2f}s; end-to-end ratio {ceiling / min(total):.2f}",
+            flush=True,
+        )
 
     # 2. emulator vs a discarding server (same pre-built bodies, same concurrency)
     measure_discard(fig, work, src, size, reps)
@@ -363,10 +429,12 @@ def measure_speed(fig: dict[str, Any], work: Path, src: Path, url: str, size: in
     r = c.upload_file(str(src), "/bench/ours.bin")
     c.close()
     fig["qcloud"] = {"qcloud_s": t_q, "ours_s": r.elapsed, "speedup": t_q / r.elapsed}
-    print(f"6. qcloud-cos-py3 {t_q:.2f}s ({size / t_q / 1e6:.0f} MB/s) vs ours {r.elapsed:.2f}s "
-          f"(hash included) -> speedup {t_q / r.elapsed:.2f}x", flush=True)
+    print(
+        f"6. qcloud-cos-py3 {t_q:.2f}s ({size / t_q / 1e6:.0f} MB/s) vs ours {r.elapsed:.2f}s "
+        f"(hash included) -> speedup {t_q / r.elapsed:.2f}x",
+        flush=True,
+    )
     setup.delete("/bench/ours.bin")
-
 
 
 def main() -> int:
@@ -390,8 +458,11 @@ def main() -> int:
         plain_sha1(src)  # warm the page cache
         emu = Emulator(work / "emu")
         url = emu.url
-        print(f"# {platform.processor() or platform.machine()}, nproc={os.cpu_count()}, "
-              f"Python {platform.python_version()}, file {size / MiB:.0f} MiB, emulator {url}", flush=True)
+        print(
+            f"# {platform.processor() or platform.machine()}, nproc={os.cpu_count()}, "
+            f"Python {platform.python_version()}, file {size / MiB:.0f} MiB, emulator {url}",
+            flush=True,
+        )
         setup = client_for(url, "v2")
         setup.create_folder("/bench/")
 
@@ -415,10 +486,18 @@ def main() -> int:
             setup.delete("/bench/rss-small.bin")
             rss_big = rss_child(url, work / "big.bin", "/bench/rss-big.bin")
             setup.delete("/bench/rss-big.bin")
-            fig["rss"] = {"small_bytes": small, "big_bytes": big, "small_kib": rss_small, "big_kib": rss_big,
-                          "ratio": rss_big / rss_small}
-            print(f"4. peak RSS {small / MiB:.0f} MiB file {rss_small / 1024:.1f} MiB, {big / MiB:.0f} MiB file "
-                  f"{rss_big / 1024:.1f} MiB -> ratio {rss_big / rss_small:.3f}", flush=True)
+            fig["rss"] = {
+                "small_bytes": small,
+                "big_bytes": big,
+                "small_kib": rss_small,
+                "big_kib": rss_big,
+                "ratio": rss_big / rss_small,
+            }
+            print(
+                f"4. peak RSS {small / MiB:.0f} MiB file {rss_small / 1024:.1f} MiB, {big / MiB:.0f} MiB file "
+                f"{rss_big / 1024:.1f} MiB -> ratio {rss_big / rss_small:.3f}",
+                flush=True,
+            )
         setup.close()
         print("JSON " + json.dumps(fig))
     finally:

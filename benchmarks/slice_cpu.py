@@ -55,8 +55,11 @@ def main() -> int:
 
         def report(label: str, a: tuple[float, ...], b: tuple[float, ...]) -> None:
             k = GiB / size
-            print(f"{label}: client user {(b[0] - a[0]) * k:.2f} sys {(b[1] - a[1]) * k:.2f} s/GiB, emulator "
-                  f"{(b[2] - a[2]) * k:.2f} s/GiB, {size / (b[3] - a[3]) / 1e6:.0f} MB/s", flush=True)
+            print(
+                f"{label}: client user {(b[0] - a[0]) * k:.2f} sys {(b[1] - a[1]) * k:.2f} s/GiB, emulator "
+                f"{(b[2] - a[2]) * k:.2f} s/GiB, {size / (b[3] - a[3]) / 1e6:.0f} MB/s",
+                flush=True,
+            )
 
         real_run = TransferCoordinator.run_slices
 

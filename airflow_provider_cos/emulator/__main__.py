@@ -34,13 +34,19 @@ def _ttl(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_cos.emulator",
-                                     description="Local emulator of COS: the JSON API (/files/v1, /files/v2) "
-                                                 "and the XML API on one port. Without flags: port 8089, the demo "
-                                                 "credentials below and a "
-                                                 "temporary data directory.")
-    parser.add_argument("--port", type=int, default=8089,
-                        help="port on 127.0.0.1; 0 picks a free one; a busy port is an error (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_cos.emulator",
+        description="Local emulator of COS: the JSON API (/files/v1, /files/v2) "
+        "and the XML API on one port. Without flags: port 8089, the demo "
+        "credentials below and a "
+        "temporary data directory.",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8089,
+        help="port on 127.0.0.1; 0 picks a free one; a busy port is an error (default: %(default)s)",
+    )
     parser.add_argument("--data-dir", default=None, help="state directory (default: a temporary one)")
     parser.add_argument("--appid", default=DEMO.appid, help="(default: the demo value %(default)s)")
     parser.add_argument("--bucket", default=DEMO.bucket, help="(default: the demo value %(default)s)")
@@ -48,19 +54,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret-key", default=DEMO.secret_key, help="(default: the demo value %(default)s)")
     parser.add_argument("--serial-upload", action="store_true", help="answer serial_upload=1")
     parser.add_argument("--slice-size", type=int, default=None, help="force the slice size the server answers")
-    parser.add_argument("--session-ttl", type=_ttl, default=DEFAULT_SESSION_TTL, metavar="SECONDS",
-                        help="discard an unfinished upload idle this long, with its data (default: %(default)s)")
-    parser.add_argument("--region", type=_region, default="ap-guangzhou",
-                        help="region of the XML API host names <bucket>-<appid>.cos.<region>.myqcloud.com "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--session-ttl",
+        type=_ttl,
+        default=DEFAULT_SESSION_TTL,
+        metavar="SECONDS",
+        help="discard an unfinished upload idle this long, with its data (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--region",
+        type=_region,
+        default="ap-guangzhou",
+        help="region of the XML API host names <bucket>-<appid>.cos.<region>.myqcloud.com (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     try:
-        emulator = CosEmulator(data_dir=args.data_dir, appid=args.appid, bucket=args.bucket,
-                               secret_id=args.secret_id, secret_key=args.secret_key, port=args.port)
+        emulator = CosEmulator(
+            data_dir=args.data_dir,
+            appid=args.appid,
+            bucket=args.bucket,
+            secret_id=args.secret_id,
+            secret_key=args.secret_key,
+            port=args.port,
+        )
     except CosConfigError as exc:
         parser.error(exc.message)
     emulator.settings.serial_upload = args.serial_upload

@@ -118,8 +118,12 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
         self._clock = clock
         self._buckets: dict[tuple[str, str], tuple[BucketConfig, BucketStore]] = {}
         for cfg in buckets:
-            store = BucketStore(data_dir / "buckets" / f"{cfg.appid}-{cfg.bucket}", self.tmp_dir, clock=clock,
-                                session_ttl=lambda: self.settings.session_ttl)
+            store = BucketStore(
+                data_dir / "buckets" / f"{cfg.appid}-{cfg.bucket}",
+                self.tmp_dir,
+                clock=clock,
+                session_ttl=lambda: self.settings.session_ttl,
+            )
             self._buckets[(cfg.appid, cfg.bucket)] = (cfg, store)
         self._used_once: set[tuple[str, int, str, str]] = set()
         self._once_lock = threading.Lock()
@@ -148,8 +152,9 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
             return error_reply(exc.code, exc.detail, status=exc.status)
         except BadRequest as exc:
             if xml:
-                reply = self.xml_error_reply(XmlError("InvalidArgument", exc.detail),
-                                             resource=self._resource(ex, raw_path), method=ex.method)
+                reply = self.xml_error_reply(
+                    XmlError("InvalidArgument", exc.detail), resource=self._resource(ex, raw_path), method=ex.method
+                )
             else:
                 reply = error_reply(exc.code, exc.detail)
             reply.close = exc.close
@@ -160,8 +165,11 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
             log.warning("storage full while serving %s: %s", raw_path, exc.strerror)
             detail = f"the emulator's disk is full ({exc.strerror})"
             if xml:
-                reply = self.xml_error_reply(XmlError("InsufficientStorage", detail, status=507),
-                                             resource=self._resource(ex, raw_path), method=ex.method)
+                reply = self.xml_error_reply(
+                    XmlError("InsufficientStorage", detail, status=507),
+                    resource=self._resource(ex, raw_path),
+                    method=ex.method,
+                )
             else:
                 reply = error_reply(STORAGE_FULL_CODE, detail)
             reply.close = not ex.reader.exhausted  # the rest of the body is not read
@@ -183,8 +191,10 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
             op = req.op or fields.get("op", "").strip()
             sink = body.upload.sink if body.upload is not None else None
             if isinstance(sink, SliceWriter) and (
-                    not self._is_slice_data(op, fields) or fields.get("session", "").strip() != sink.state.session
-                    or fields.get("offset", "").strip() != str(sink.offset)):
+                not self._is_slice_data(op, fields)
+                or fields.get("session", "").strip() != sink.state.session
+                or fields.get("offset", "").strip() != str(sink.offset)
+            ):
                 raise ApiError(-61, "op, session or offset changed after the filecontent part")
             if op:
                 self.stats.request(op)
@@ -215,18 +225,23 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
         if req.xml is not None and req.op == "CompleteMultipartUpload":
             return RequestBody({}, None, read_small(ex.reader, MAX_COMPLETE_BODY))
         if req.xml is None and ex.method == "POST":
-            return read_body(ex.reader, ex.headers.get("content-type", ""),
-                             lambda fields, _consumed: self._sink_for(req, {**req.query_fields, **fields}))
+            return read_body(
+                ex.reader,
+                ex.headers.get("content-type", ""),
+                lambda fields, _consumed: self._sink_for(req, {**req.query_fields, **fields}),
+            )
         if not ex.reader.exhausted:
             ex.reader.drain()
         return RequestBody({}, None)
 
     def _route_xml(self, ex: Exchange, raw_path: str, query: str) -> Request:
-        route = self.route_xml(ex.method, raw_path, parse_qsl(query, keep_blank_values=True),
-                               ex.headers.get("host", ""))
+        route = self.route_xml(
+            ex.method, raw_path, parse_qsl(query, keep_blank_values=True), ex.headers.get("host", "")
+        )
         route.store.expire_sessions()
-        return Request(ex, "xml", route.cfg, route.store, raw_path, "/" + route.key, route.query, None,
-                       op=route.op, xml=route)
+        return Request(
+            ex, "xml", route.cfg, route.store, raw_path, "/" + route.key, route.query, None, op=route.op, xml=route
+        )
 
     def _route(self, ex: Exchange, raw_path: str, query: str) -> Request:
         query_fields: dict[str, str] = {}
@@ -275,8 +290,14 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
             file_path = self._file_path_of(req.path)
         except ApiError:
             return SpoolSink(self.tmp_dir)
-        if state is None or state.path != file_path or state.api_version != req.api_version \
-                or not offset_text.isdigit() or len(offset_text) > 20 or not state.valid_offset(int(offset_text)):
+        if (
+            state is None
+            or state.path != file_path
+            or state.api_version != req.api_version
+            or not offset_text.isdigit()
+            or len(offset_text) > 20
+            or not state.valid_offset(int(offset_text))
+        ):
             return SpoolSink(self.tmp_dir)  # answered with the precise error after the body
         try:
             return req.store.begin_slice(state, int(offset_text), wait=True)
@@ -376,16 +397,20 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
         req.auth = (op, result)
         return result
 
-    def _verify(self, ex: Exchange, sign_param: str | None, cfg: BucketConfig, path: str, op: str
-                ) -> SignatureFields:
+    def _verify(self, ex: Exchange, sign_param: str | None, cfg: BucketConfig, path: str, op: str) -> SignatureFields:
         header = ex.headers.get("authorization")
         signature = header if header else sign_param
         if signature and sign_param is not None and not header and " " in signature:
             # base64 never contains a space: a '+' was sent un-encoded in the query string
             raise ApiError(-70, "sign parameter is not URL-encoded ('+' arrived as a space)")
         try:
-            fields = verify(signature or "", lambda sid: cfg.secret_key if sid == cfg.secret_id else None,
-                            appid=cfg.appid, bucket=cfg.bucket, now=int(time.time()))
+            fields = verify(
+                signature or "",
+                lambda sid: cfg.secret_key if sid == cfg.secret_id else None,
+                appid=cfg.appid,
+                bucket=cfg.bucket,
+                now=int(time.time()),
+            )
         except CosAuthError as exc:
             raise ApiError(exc.code if exc.code is not None else -95, exc.message) from None
         resource = f"/{cfg.appid}/{cfg.bucket}{path}"
@@ -405,8 +430,12 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
                 self._used_once.add(key)
         else:
             download_form = op == DOWNLOAD_OP and f_decoded == path  # f = the object path alone (§2.3)
-            if f_decoded and f_decoded != resource and not resource.startswith(f_decoded.rstrip("/") + "/") \
-                    and not download_form:
+            if (
+                f_decoded
+                and f_decoded != resource
+                and not resource.startswith(f_decoded.rstrip("/") + "/")
+                and not download_form
+            ):
                 raise ApiError(-95, "multi-effect signature f is neither the resource nor a folder prefix")
             if op in ("delete", "update") and self.settings.delete_requires_once:
                 raise ApiError(-98, f"op={op} needs a one-time signature")
@@ -427,12 +456,14 @@ class CosApp(CosOperations, XmlOperations, JsonDownloads):
         if ctx.api_version == "v1":
             post_ops["upload_slice"] = self.op_v1_upload_slice
         else:
-            post_ops.update({
-                "upload_slice_init": self.op_v2_init,
-                "upload_slice_data": self.op_v2_data,
-                "upload_slice_finish": self.op_v2_finish,
-                "upload_slice_list": self.op_v2_list,
-            })
+            post_ops.update(
+                {
+                    "upload_slice_init": self.op_v2_init,
+                    "upload_slice_data": self.op_v2_data,
+                    "upload_slice_finish": self.op_v2_finish,
+                    "upload_slice_list": self.op_v2_list,
+                }
+            )
         handler = get_ops.get(op) or post_ops.get(op)
         if handler is None:
             raise ApiError(-61, f"unsupported op {op!r} on /files/{ctx.api_version}")

@@ -72,8 +72,14 @@ class FaultRule:
     @property
     def answers(self) -> bool:
         """True when the rule replaces the answer (not a pure delay)."""
-        return bool(self.drop or self.garbage or self.empty or self.status is not None or self.code is not None
-                    or self.xml_code is not None)
+        return bool(
+            self.drop
+            or self.garbage
+            or self.empty
+            or self.status is not None
+            or self.code is not None
+            or self.xml_code is not None
+        )
 
     def matches(self, ops: Iterable[str], path: str) -> bool:
         if self.op is not None and self.op not in set(ops):
@@ -172,5 +178,4 @@ class StatsCounter:
 
     def snapshot(self) -> EmulatorStats:
         with self._lock:
-            return EmulatorStats(dict(self._requests), self._slice_bytes, self._completed, self._faults,
-                                 self._internal)
+            return EmulatorStats(dict(self._requests), self._slice_bytes, self._completed, self._faults, self._internal)

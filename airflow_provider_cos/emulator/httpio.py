@@ -464,8 +464,9 @@ def _read_multipart(reader: BodyReader, content_type: str, on_file_start: FileSt
                         assert sink is not None
                         if isinstance(sink, SpoolSink):
                             sink.close()
-                        upload = Spooled(sink, length, sha1.hexdigest() if sha1 else None,
-                                         md5.hexdigest() if md5 else None)
+                        upload = Spooled(
+                            sink, length, sha1.hexdigest() if sha1 else None, md5.hexdigest() if md5 else None
+                        )
                     elif current is not None:
                         try:
                             fields.setdefault(current, text_buf.decode("utf-8"))

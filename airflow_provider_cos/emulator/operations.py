@@ -56,8 +56,9 @@ class Ctx:
     signature: SignatureFields | None
 
 
-def _int_field(fields: Mapping[str, str], name: str, *, required: bool = True, default: int | None = None
-               ) -> int | None:
+def _int_field(
+    fields: Mapping[str, str], name: str, *, required: bool = True, default: int | None = None
+) -> int | None:
     value = fields.get(name)
     if value is None or value.strip() == "":
         if required:
@@ -93,23 +94,48 @@ class CosOperations:
             raise ApiError(-180, exc.message) from None
 
     def urls(self, ctx: Ctx, path: str) -> dict[str, Any]:
-        urls = object_urls(ctx.bucket.appid, ctx.bucket.bucket, path, api_version=ctx.api_version,  # type: ignore[arg-type]
-                           region=self.settings.region, api_endpoint=self._base_url())
-        return {"access_url": urls.access_url, "resource_path": urls.resource_path,
-                "source_url": urls.source_url, "url": urls.url, "preview_url": urls.access_url}
+        urls = object_urls(
+            ctx.bucket.appid,
+            ctx.bucket.bucket,
+            path,
+            api_version=ctx.api_version,  # type: ignore[arg-type]
+            region=self.settings.region,
+            api_endpoint=self._base_url(),
+        )
+        return {
+            "access_url": urls.access_url,
+            "resource_path": urls.resource_path,
+            "source_url": urls.source_url,
+            "url": urls.url,
+            "preview_url": urls.access_url,
+        }
 
     def _file_info(self, ctx: Ctx, meta: ObjectMeta) -> dict[str, Any]:
-        return {"name": meta.name, "filesize": meta.filesize, "filelen": meta.filesize, "sha": meta.sha,
-                "ctime": str(meta.ctime), "mtime": str(meta.mtime), "biz_attr": meta.biz_attr,
-                **self.urls(ctx, meta.path)}
+        return {
+            "name": meta.name,
+            "filesize": meta.filesize,
+            "filelen": meta.filesize,
+            "sha": meta.sha,
+            "ctime": str(meta.ctime),
+            "mtime": str(meta.mtime),
+            "biz_attr": meta.biz_attr,
+            **self.urls(ctx, meta.path),
+        }
 
     def _session_info(self, ctx: Ctx, state: SessionState) -> dict[str, Any]:
         # Unfinished: filelen < filesize always (COS_JSON_API.md §5), even once every slice has arrived
         # (at most filesize - 1; -1 for an empty file), so a completion check never fires before finish.
         filelen = min(state.bytes_received, state.filesize - 1) if state.filesize else -1
-        return {"name": state.path.rsplit("/", 1)[-1], "filesize": state.filesize,
-                "filelen": filelen, "sha": state.sha, "ctime": str(state.ctime),
-                "mtime": str(state.ctime), "biz_attr": state.biz_attr, **self.urls(ctx, state.path)}
+        return {
+            "name": state.path.rsplit("/", 1)[-1],
+            "filesize": state.filesize,
+            "filelen": filelen,
+            "sha": state.sha,
+            "ctime": str(state.ctime),
+            "mtime": str(state.ctime),
+            "biz_attr": state.biz_attr,
+            **self.urls(ctx, state.path),
+        }
 
     @staticmethod
     def _folder_info(meta: ObjectMeta | None, name: str) -> dict[str, Any]:
@@ -142,8 +168,9 @@ class CosOperations:
             raise ApiError(-61, "filesize out of range")
         return size
 
-    def _instant_or_conflict(self, ctx: Ctx, path: str, filesize: int, sha: str, insert_only: bool,
-                             biz_attr: str) -> dict[str, Any] | None:
+    def _instant_or_conflict(
+        self, ctx: Ctx, path: str, filesize: int, sha: str, insert_only: bool, biz_attr: str
+    ) -> dict[str, Any] | None:
         """秒传: URLs if the content is already at ``path`` or elsewhere in the bucket; -177 on conflict."""
         store = ctx.store
         with store.lock:
@@ -156,8 +183,9 @@ class CosOperations:
             if sha:
                 source = store.find_by_sha(sha, filesize)
                 if source is not None:
-                    store.commit_file(path, store.blob_path(source), size=filesize, sha=sha,
-                                      biz_attr=biz_attr, link=True)
+                    store.commit_file(
+                        path, store.blob_path(source), size=filesize, sha=sha, biz_attr=biz_attr, link=True
+                    )
                     self.stats.completed()
                     return self.urls(ctx, path)
         return None
@@ -189,8 +217,9 @@ class CosOperations:
             state = store.session_at(path)
             if state is not None:
                 store.discard_session(state.session)
-            store.commit_file(path, ctx.upload.path, size=ctx.upload.length, sha=actual,
-                              biz_attr=ctx.fields.get("biz_attr", ""))
+            store.commit_file(
+                path, ctx.upload.path, size=ctx.upload.length, sha=actual, biz_attr=ctx.fields.get("biz_attr", "")
+            )
         self.stats.completed()
         return ok(self.urls(ctx, path))
 
@@ -296,8 +325,11 @@ class CosOperations:
         with store.lock:
             if not store.folder_exists(parent_of(folder)):
                 raise ApiError(-166, f"folder {parent_of(folder)} does not exist")
-            if store.get(folder) is not None or store.get(folder.rstrip("/")) is not None \
-                    or store.session_at(folder.rstrip("/")) is not None:
+            if (
+                store.get(folder) is not None
+                or store.get(folder.rstrip("/")) is not None
+                or store.session_at(folder.rstrip("/")) is not None
+            ):
                 raise ApiError(-178, "path exists")
             meta = store.put_folder(folder, ctx.fields.get("biz_attr", ""))
         return ok({"ctime": str(meta.ctime)})
@@ -314,17 +346,26 @@ class CosOperations:
         return ok()
 
     # ------------------------------------------------------------------------------------ slices (shared)
-    def _new_session(self, ctx: Ctx, path: str, filesize: int, sha: str, insert_only: bool,
-                     parts: list[dict[str, Any]] | None) -> SessionState:
+    def _new_session(
+        self, ctx: Ctx, path: str, filesize: int, sha: str, insert_only: bool, parts: list[dict[str, Any]] | None
+    ) -> SessionState:
         requested = _int_field(ctx.fields, "slice_size", required=False)
         if requested is not None and requested <= 0:
             raise ApiError(-61, "slice_size must be positive")
         slice_size = self.settings.answer_slice_size(requested, api_version=ctx.api_version)
         sid = f"{uuid.uuid4()}+{base64.b64encode(uuid.uuid4().bytes[:7]).decode('ascii')}"
-        state = SessionState(session=sid, path=path, api_version=ctx.api_version, filesize=filesize,
-                             slice_size=slice_size, sha=sha, uploadparts=parts,
-                             biz_attr=ctx.fields.get("biz_attr", ""), insert_only=insert_only,
-                             ctime=int(time.time()))
+        state = SessionState(
+            session=sid,
+            path=path,
+            api_version=ctx.api_version,
+            filesize=filesize,
+            slice_size=slice_size,
+            sha=sha,
+            uploadparts=parts,
+            biz_attr=ctx.fields.get("biz_attr", ""),
+            insert_only=insert_only,
+            ctime=int(time.time()),
+        )
         return ctx.store.open_session(state)
 
     def _session_for(self, ctx: Ctx, path: str) -> tuple[SessionState | None, ObjectMeta | None]:
@@ -400,8 +441,12 @@ class CosOperations:
                 with store.lock:
                     self._check_parent(store, state.path)
                     existing = store.get(state.path)
-                    if existing is not None and existing.kind == "file" and state.insert_only \
-                            and existing.sha != digest.sha:
+                    if (
+                        existing is not None
+                        and existing.kind == "file"
+                        and state.insert_only
+                        and existing.sha != digest.sha
+                    ):
                         raise ApiError(-177, "file exists and insertOnly=1")
                     try:
                         store.commit_session(state, sha=digest.sha)
@@ -443,8 +488,12 @@ class CosOperations:
         return parts
 
     def _init_answer(self, state: SessionState) -> dict[str, Any]:
-        return {"session": state.session, "offset": state.first_missing() if state.api_version == "v1" else 0,
-                "slice_size": state.slice_size, "serial_upload": 1 if self.settings.serial_upload else 0}
+        return {
+            "session": state.session,
+            "offset": state.first_missing() if state.api_version == "v1" else 0,
+            "slice_size": state.slice_size,
+            "serial_upload": 1 if self.settings.serial_upload else 0,
+        }
 
     # ------------------------------------------------------------------------------------ v1
     def op_v1_upload_slice(self, ctx: Ctx) -> Reply:
@@ -475,8 +524,14 @@ class CosOperations:
                 return ok(self._init_answer(state))
         with store.lock:
             state = store.session_at(path)
-            if state is not None and sha and state.sha == sha and state.filesize == filesize \
-                    and state.api_version == "v1" and not state.complete:
+            if (
+                state is not None
+                and sha
+                and state.sha == sha
+                and state.filesize == filesize
+                and state.api_version == "v1"
+                and not state.complete
+            ):
                 return ok(self._init_answer(state))
             instant = self._instant_or_conflict(ctx, path, filesize, sha, insert_only, ctx.fields.get("biz_attr", ""))
             if instant is not None:
@@ -565,9 +620,16 @@ class CosOperations:
         state = ctx.store.session_at(path)
         if state is not None:
             parts = [{"offset": o, "datalen": n} for o, n in sorted(state.received.items())]
-            return ok({"session": state.session, "filesize": state.filesize, "slice_size": state.slice_size,
-                       "sha": state.sha, "serial_upload": 1 if self.settings.serial_upload else 0,
-                       "listparts": parts})
+            return ok(
+                {
+                    "session": state.session,
+                    "filesize": state.filesize,
+                    "slice_size": state.slice_size,
+                    "sha": state.sha,
+                    "serial_upload": 1 if self.settings.serial_upload else 0,
+                    "listparts": parts,
+                }
+            )
         meta = ctx.store.get(path)
         if meta is not None and meta.kind == "file":
             return ok(self.urls(ctx, path))

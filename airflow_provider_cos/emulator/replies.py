@@ -67,10 +67,10 @@ class Reply:
         return head.encode("latin-1") + self.body
 
 
-
 def envelope(code: int, message: str, data: Mapping[str, Any] | None = None, *, status: int = 200) -> Reply:
-    body = json.dumps({"code": code, "message": message, "data": dict(data or {})}, ensure_ascii=False,
-                      separators=(",", ":"))
+    body = json.dumps(
+        {"code": code, "message": message, "data": dict(data or {})}, ensure_ascii=False, separators=(",", ":")
+    )
     return Reply(status, body.encode("utf-8"))
 
 

@@ -148,8 +148,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif conntype == "keep-alive" and self.protocol_version >= "HTTP/1.1":
             self.close_connection = False
         expect = self.headers.get("Expect", "")
-        if expect.lower() == "100-continue" and self.protocol_version >= "HTTP/1.1" \
-                and self.request_version >= "HTTP/1.1":
+        if (
+            expect.lower() == "100-continue"
+            and self.protocol_version >= "HTTP/1.1"
+            and self.request_version >= "HTTP/1.1"
+        ):
             return self.handle_expect_100()
         return True
 
@@ -186,8 +189,14 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         codings = [c.strip().lower() for c in headers.get("transfer-encoding", "").split(",") if c.strip()]
         if codings not in ([], ["chunked"]):  # gzip etc. would be silently stored compressed
-            self._send(error_reply(-61, f"Transfer-Encoding {headers['transfer-encoding']!r} is not supported "
-                                        "(only chunked)", status=501), close=True)
+            self._send(
+                error_reply(
+                    -61,
+                    f"Transfer-Encoding {headers['transfer-encoding']!r} is not supported (only chunked)",
+                    status=501,
+                ),
+                close=True,
+            )
             return
         chunked = bool(codings)
         length: int | None = None
@@ -221,8 +230,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not close and not reader.exhausted and not reader.drain():  # no point reading what is dropped
             close = True
         self._send(reply, close=close)
-        log.debug("%s %s -> %d (%.1f ms)", self.command, redact(self.path), reply.status,
-                  (time.monotonic() - started) * 1000)
+        log.debug(
+            "%s %s -> %d (%.1f ms)", self.command, redact(self.path), reply.status, (time.monotonic() - started) * 1000
+        )
 
     def _send(self, reply: Reply, *, close: bool) -> None:
         if close or self.close_connection:
@@ -326,9 +336,11 @@ class CosEmulator:
     def xml_help(self) -> str:
         """One line on how to address the XML API of this emulator."""
         cfg = self.bucket
-        return (f"XML API at {self.url}: send 'Host: {self.xml_host()}', or use path style "
-                f"{self.url}/{cfg.bucket}-{cfg.appid}/<key>, or plain {self.url}/<key> for the default bucket "
-                f"{cfg.bucket}-{cfg.appid}; JSON API at {self.url}/files/v1|v2/{cfg.appid}/{cfg.bucket}/")
+        return (
+            f"XML API at {self.url}: send 'Host: {self.xml_host()}', or use path style "
+            f"{self.url}/{cfg.bucket}-{cfg.appid}/<key>, or plain {self.url}/<key> for the default bucket "
+            f"{cfg.bucket}-{cfg.appid}; JSON API at {self.url}/files/v1|v2/{cfg.appid}/{cfg.bucket}/"
+        )
 
     @property
     def running(self) -> bool:
@@ -337,8 +349,9 @@ class CosEmulator:
     def start(self) -> CosEmulator:
         if self._server is not None:
             return self
-        app = CosApp(self.data_dir, self.buckets, self.settings, self._faults, self._stats, lambda: self.url,
-                     self._clock)
+        app = CosApp(
+            self.data_dir, self.buckets, self.settings, self._faults, self._stats, lambda: self.url, self._clock
+        )
         server: _Server | None = None
         last_error: OSError | None = None
         if self._port:
@@ -353,12 +366,14 @@ class CosEmulator:
             if self._port_required:
                 raise EmulatorPortInUseError(
                     f"cannot listen on {self.host}:{self._port}: {last_error.strerror if last_error else 'busy'}"
-                    " (is another emulator running? use port 0 for a free port)")
+                    " (is another emulator running? use port 0 for a free port)"
+                )
             server = _Server((self.host, 0), app)  # a port picked earlier from 0: any free one will do
         self._server = server
         self._port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"cos-emulator-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"cos-emulator-{self._port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -383,8 +398,9 @@ class CosEmulator:
     def __enter__(self) -> CosEmulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # ---- faults and stats

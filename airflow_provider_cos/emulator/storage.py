@@ -169,8 +169,18 @@ class SessionState:
     sdir: Path | None = field(default=None, repr=False, compare=False)
     touched: float = field(default=0.0, repr=False, compare=False)
 
-    _PERSISTED = ("session", "path", "api_version", "filesize", "slice_size", "sha", "uploadparts", "biz_attr",
-                  "insert_only", "ctime")
+    _PERSISTED = (
+        "session",
+        "path",
+        "api_version",
+        "filesize",
+        "slice_size",
+        "sha",
+        "uploadparts",
+        "biz_attr",
+        "insert_only",
+        "ctime",
+    )
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._PERSISTED}
@@ -314,8 +324,14 @@ class SliceWriter:
 class BucketStore:
     """Persistent state of one bucket. See the module docstring for the layout and the guarantees."""
 
-    def __init__(self, root: Path, tmp_dir: Path, *, clock: Callable[[], float] = time.time,
-                 session_ttl: Callable[[], float] = lambda: DEFAULT_SESSION_TTL) -> None:
+    def __init__(
+        self,
+        root: Path,
+        tmp_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        session_ttl: Callable[[], float] = lambda: DEFAULT_SESSION_TTL,
+    ) -> None:
         self.root = root
         self.tmp_dir = tmp_dir
         self.clock = clock
@@ -410,9 +426,21 @@ class BucketStore:
             self._objects[path] = meta
         return meta
 
-    def commit_file(self, path: str, content: Path, *, size: int, sha: str, biz_attr: str,
-                    session: str = "", link: bool = False, md5: str = "", crc64: str = "", etag: str = "",
-                    content_type: str = "") -> ObjectMeta:
+    def commit_file(
+        self,
+        path: str,
+        content: Path,
+        *,
+        size: int,
+        sha: str,
+        biz_attr: str,
+        session: str = "",
+        link: bool = False,
+        md5: str = "",
+        crc64: str = "",
+        etag: str = "",
+        content_type: str = "",
+    ) -> ObjectMeta:
         """Make ``content`` the object at ``path`` (moved, or hard-linked/copied if ``link``), atomically."""
         blob = uuid.uuid4().hex
         target = self.blobs_dir / blob
@@ -427,9 +455,21 @@ class BucketStore:
         with self.lock:
             old = self._objects.get(path)
             ctime = old.ctime if old is not None and old.kind == "file" else now
-            meta = ObjectMeta(path=path, kind="file", ctime=ctime, mtime=now, biz_attr=biz_attr,
-                              filesize=size, sha=sha, blob=blob, session=session, md5=md5, crc64=crc64,
-                              etag=etag, content_type=content_type)
+            meta = ObjectMeta(
+                path=path,
+                kind="file",
+                ctime=ctime,
+                mtime=now,
+                biz_attr=biz_attr,
+                filesize=size,
+                sha=sha,
+                blob=blob,
+                session=session,
+                md5=md5,
+                crc64=crc64,
+                etag=etag,
+                content_type=content_type,
+            )
             self._write_meta(meta)
             if old is not None:
                 self._index_remove(old)
@@ -514,8 +554,7 @@ class BucketStore:
         with self.lock:
             return list(self._uploads.values())
 
-    def put_part(self, state: UploadState, number: int, source: Path, *, size: int, md5: str, crc64: str
-                 ) -> PartMeta:
+    def put_part(self, state: UploadState, number: int, source: Path, *, size: int, md5: str, crc64: str) -> PartMeta:
         """Move a spooled part into the upload (a re-sent number replaces the earlier part)."""
         udir = self._upload_dir(state.upload_id)
         part = PartMeta(number, size, md5, crc64, self.clock())
@@ -575,7 +614,8 @@ class BucketStore:
     def has_descendants(self, folder: str) -> bool:
         with self.lock:
             return any(p != folder and p.startswith(folder) for p in self._objects) or any(
-                p.startswith(folder) for p in self._session_at)
+                p.startswith(folder) for p in self._session_at
+            )
 
     # ------------------------------------------------------------------------------------ sessions
     def _session_dir(self, session: str) -> Path:
@@ -660,9 +700,13 @@ class BucketStore:
             if now < self._next_sweep:
                 return 0
             self._next_sweep = now + min(SWEEP_INTERVAL, ttl)
-            expired = [st for st in self._sessions.values()
-                       if st.touched + ttl <= now and not st.finishing
-                       and not any(lk.locked() for lk in list(st.slice_locks.values()))]
+            expired = [
+                st
+                for st in self._sessions.values()
+                if st.touched + ttl <= now
+                and not st.finishing
+                and not any(lk.locked() for lk in list(st.slice_locks.values()))
+            ]
             for state in expired:
                 self.discard_session(state.session)
         return len(expired)
@@ -820,8 +864,17 @@ class BucketStore:
             now = int(time.time())
             old = self._objects.get(state.path)
             ctime = old.ctime if old is not None and old.kind == "file" else now
-            meta = ObjectMeta(path=state.path, kind="file", ctime=ctime, mtime=now, biz_attr=state.biz_attr,
-                              filesize=state.filesize, sha=sha, blob=blob, session=state.session)
+            meta = ObjectMeta(
+                path=state.path,
+                kind="file",
+                ctime=ctime,
+                mtime=now,
+                biz_attr=state.biz_attr,
+                filesize=state.filesize,
+                sha=sha,
+                blob=blob,
+                session=state.session,
+            )
             self._write_meta(meta)
             if old is not None:
                 self._index_remove(old)

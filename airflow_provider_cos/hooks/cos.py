@@ -156,8 +156,14 @@ class CosHook(BaseHook):
         from airflow_provider_cos.protocol.signing import Credentials
         from airflow_provider_cos.transfer import CosClient, TransferConfig
 
-        target = CosTarget(endpoint=cfg.endpoint, api_version=cfg.api_version, appid=cfg.appid, bucket=cfg.bucket or "",
-                           region=cfg.region, custom_domain=cfg.custom_domain)
+        target = CosTarget(
+            endpoint=cfg.endpoint,
+            api_version=cfg.api_version,
+            appid=cfg.appid,
+            bucket=cfg.bucket or "",
+            region=cfg.region,
+            custom_domain=cfg.custom_domain,
+        )
         transfer_config = TransferConfig(
             simple_threshold=cfg.simple_threshold,
             slice_size=self.slice_size or cfg.slice_size,
@@ -167,8 +173,12 @@ class CosHook(BaseHook):
             read_timeout=read_timeout,
             retry=retry,
         )
-        return CosClient(target=target, credentials=Credentials(cfg.secret_id, cfg.secret_key), config=transfer_config,
-                         security_token=cfg.security_token)
+        return CosClient(
+            target=target,
+            credentials=Credentials(cfg.secret_id, cfg.secret_key),
+            config=transfer_config,
+            security_token=cfg.security_token,
+        )
 
     def get_conn(self) -> CosClient:
         return self.client
@@ -233,6 +243,7 @@ class CosHook(BaseHook):
         """Upload many files with one bounded pool; files already stored with the same content are skipped
         (see :mod:`airflow_provider_cos.transfer.batch`). Never raises for one file: check the result."""
         from airflow_provider_cos.transfer.batch import BatchItem
+
         return self.client.upload_files(
             [BatchItem(i.local_path, normalize_file_path(i.cos_path)) for i in items],
             self.resolve_bucket(bucket),
@@ -257,8 +268,9 @@ class CosHook(BaseHook):
         object's SHA-1, then renamed onto ``local_path``: the file is never half-written, and a failed try
         leaves the parts it fetched for the next one (see :mod:`airflow_provider_cos.transfer.download`).
         """
-        return self.client.download_file(normalize_file_path(cos_path), local_path, bucket=self.resolve_bucket(bucket),
-                                         progress=progress)
+        return self.client.download_file(
+            normalize_file_path(cos_path), local_path, bucket=self.resolve_bucket(bucket), progress=progress
+        )
 
     def ensure_parent_folders(self, cos_path: str, bucket: str | None = None) -> list[str]:
         """Create the folders above ``cos_path`` that do not exist yet; return those created."""

@@ -139,8 +139,7 @@ class CosSliceUploadOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> CosHook:
-        return CosHook(self.cos_conn_id, slice_size=self.slice_size, max_workers=self.max_workers,
-                       verify=self.verify)
+        return CosHook(self.cos_conn_id, slice_size=self.slice_size, max_workers=self.max_workers, verify=self.verify)
 
     # ------------------------------------------------------------------------------ execution
     def validate_local_inputs(self) -> str:
@@ -206,18 +205,23 @@ class CosSliceUploadOperator(BaseOperator):
         try:
             bucket = hook.resolve_bucket(self.bucket)
             if self.app_id is not None and self.app_id != hook.app_id:
-                self.log.warning("app_id %s given to the task differs from the connection's %s; the outlet "
-                                 "Asset URI will not match the uploaded object", self.app_id, hook.app_id)
+                self.log.warning(
+                    "app_id %s given to the task differs from the connection's %s; the outlet "
+                    "Asset URI will not match the uploaded object",
+                    self.app_id,
+                    hook.app_id,
+                )
         except CosConfigError as exc:
             raise AirflowFailException(f"COS connection {self.cos_conn_id!r} is invalid: {exc.message}") from exc
 
         size = os.path.getsize(str(self.local_path))
-        self.log.info("Uploading %s (%d bytes) to cos://%s-%s%s", self.local_path, size, bucket, hook.app_id,
-                      cos_path)
+        self.log.info("Uploading %s (%d bytes) to cos://%s-%s%s", self.local_path, size, bucket, hook.app_id, cos_path)
         result = self._upload(hook, cos_path, bucket, self.progress_callback(), self.checkpoint_store(context))
         self.log.info(
             "Uploaded %s: %d bytes in %.1f s (%s); resource_path %s",
-            cos_path, result.size, result.elapsed,
+            cos_path,
+            result.size,
+            result.elapsed,
             "instant upload" if result.instant else f"{result.bytes_sent} bytes sent in {result.slices_sent} slice(s)",
             result.resource_path,
         )
@@ -248,44 +252,63 @@ class CosSliceUploadOperator(BaseOperator):
         self.log.info("Uploading %d file(s) to cos://%s-%s%s", total, bucket, hook.app_id, prefix)
 
         def on_done(outcome: Any, done: int, count: int) -> None:
-            self.log.info("[%d/%d] %s %s -> %s", done, count, outcome.status, outcome.item.local_path,
-                          outcome.item.cos_path)
+            self.log.info(
+                "[%d/%d] %s %s -> %s", done, count, outcome.status, outcome.item.local_path, outcome.item.cos_path
+            )
 
-        result = hook.upload_files(items, bucket, overwrite=self.overwrite, biz_attr=self.biz_attr,
-                                   create_parents=self.create_parents,
-                                   checkpoint_store=self.checkpoint_store(context), on_done=on_done)
+        result = hook.upload_files(
+            items,
+            bucket,
+            overwrite=self.overwrite,
+            biz_attr=self.biz_attr,
+            create_parents=self.create_parents,
+            checkpoint_store=self.checkpoint_store(context),
+            on_done=on_done,
+        )
         self.log.info("%s", result.summary())
         if result.failed:
-            raise AirflowException(f"Upload of {len(result.failed)} of {total} file(s) failed; a retry skips the "
-                                   f"files already stored:\n{result.summary()}")
+            raise AirflowException(
+                f"Upload of {len(result.failed)} of {total} file(s) failed; a retry skips the "
+                f"files already stored:\n{result.summary()}"
+            )
         for outcome in result.outcomes:  # each object as an event of the task's AssetAlias
             for outlet in self.outlets or ():
                 if isinstance(outlet, AssetAlias) and outlet.name.startswith("cos-upload:"):
                     uri = hook.asset_uri(outcome.item.cos_path, bucket)
-                    context["outlet_events"][outlet].add(Asset(uri=uri, name=uri),
-                                                         extra={"resource_path": outcome.resource_path})
+                    context["outlet_events"][outlet].add(
+                        Asset(uri=uri, name=uri), extra={"resource_path": outcome.resource_path}
+                    )
         return result.resource_paths
 
-    def _upload(self, hook: CosHook, cos_path: str, bucket: str, progress: ProgressCallback,
-                checkpoint_store: CheckpointStore) -> UploadResult:
+    def _upload(
+        self, hook: CosHook, cos_path: str, bucket: str, progress: ProgressCallback, checkpoint_store: CheckpointStore
+    ) -> UploadResult:
         where = f"cos://{bucket}-{hook.app_id}{cos_path} (connection {self.cos_conn_id!r})"
         try:
             return hook.upload_file(
-                str(self.local_path), cos_path, bucket, overwrite=self.overwrite, biz_attr=self.biz_attr,
-                create_parents=self.create_parents, progress=progress, checkpoint_store=checkpoint_store,
+                str(self.local_path),
+                cos_path,
+                bucket,
+                overwrite=self.overwrite,
+                biz_attr=self.biz_attr,
+                create_parents=self.create_parents,
+                progress=progress,
+                checkpoint_store=checkpoint_store,
             )
         except CosConfigError as exc:  # str(exc), not .message: a CosLocalFileError names the file there
             raise AirflowFailException(f"Invalid configuration for {where}: {exc}") from exc
         except CosAuthError as exc:
-            raise AirflowFailException(f"COS rejected the credentials for {where} (check SecretId, SecretKey "
-                                       f"and app_id): {exc}") from exc
+            raise AirflowFailException(
+                f"COS rejected the credentials for {where} (check SecretId, SecretKey and app_id): {exc}"
+            ) from exc
         except CosAlreadyExistsError as exc:
             if not self.overwrite:
                 raise AirflowFailException(f"{where} already exists and overwrite=False: {exc}") from exc
             raise AirflowFailException(f"Upload to {where} conflicts with an existing path: {exc}") from exc
         except CosNotFoundError as exc:
-            raise AirflowFailException(f"Bucket {bucket!r} or a folder of {cos_path!r} does not exist "
-                                       f"(app_id {hook.app_id}): {exc}") from exc
+            raise AirflowFailException(
+                f"Bucket {bucket!r} or a folder of {cos_path!r} does not exist (app_id {hook.app_id}): {exc}"
+            ) from exc
         except CosInvalidRequestError as exc:
             raise AirflowFailException(f"COS refused the upload to {where}: {exc}") from exc
         except CosUploadConflictError as exc:
@@ -301,8 +324,7 @@ class CosSliceUploadOperator(BaseOperator):
         ti = context["ti"]
         for key in XCOM_KEYS:
             ti.xcom_push(key=key, value=getattr(result, key))
-        extra: dict[str, JsonValue] = {"resource_path": result.resource_path, "sha1": result.sha1,
-                                       "size": result.size}
+        extra: dict[str, JsonValue] = {"resource_path": result.resource_path, "sha1": result.sha1, "size": result.size}
         if result.crc64 is not None:  # xml: the object's ETag and CRC64 (no SHA-1 in that API)
             extra.update(etag=result.etag, crc64=result.crc64)
         for outlet in self.outlets or ():

@@ -190,12 +190,17 @@ def _spec(
 ERROR_TABLE: tuple[ErrorSpec, ...] = (
     _spec(-4019, "_ERROR_FILE_NOT_FINISH_UPLOAD", CosUnfinishedUploadError, 400, "unfinished slice upload"),
     _spec(-4020, "ERROR_SLICE_SESSION_NOTEXIST", CosSessionError, 400, "slice session unknown", assigned=True),
-    _spec(-4021, "ERROR_SLICE_OFFSET_INVALID", CosSessionError, 400, "slice offset/length invalid",
-          assigned=True),
-    _spec(-4022, "ERROR_SLICE_INCOMPLETE", CosSessionError, 400, "finish before all slices arrived",
-          assigned=True),
-    _spec(-4023, "ERROR_INSUFFICIENT_STORAGE", CosServerError, 507, "the emulator's disk is full (ENOSPC)",
-          retryable=False, assigned=True),
+    _spec(-4021, "ERROR_SLICE_OFFSET_INVALID", CosSessionError, 400, "slice offset/length invalid", assigned=True),
+    _spec(-4022, "ERROR_SLICE_INCOMPLETE", CosSessionError, 400, "finish before all slices arrived", assigned=True),
+    _spec(
+        -4023,
+        "ERROR_INSUFFICIENT_STORAGE",
+        CosServerError,
+        507,
+        "the emulator's disk is full (ENOSPC)",
+        retryable=False,
+        assigned=True,
+    ),
     _spec(-181, "ERROR_CMD_COS_ERROR", CosServerError, 500, "storage backend error"),
     _spec(-180, "ERROR_CMD_COS_INVALID_PATH", CosPathError, 400, "illegal path"),
     _spec(-179, "ERROR_CMD_COS_INVALID_MOD_FLAG", CosInvalidRequestError, 400, "bad update flag"),
@@ -211,17 +216,14 @@ ERROR_TABLE: tuple[ErrorSpec, ...] = (
     _spec(-165, "ERROR_CMD_COS_MAX_NUM", CosInvalidRequestError, 400, "list num above the maximum"),
     _spec(-143, "ERROR_CMD_COS_DIR_WRITE_TOO_FAST", CosThrottledError, 400, "writing too fast in one dir"),
     _spec(-133, "ERROR_CMD_BUCKET_NOTEXIST", CosNotFoundError, 400, "bucket missing or wrong region"),
-    _spec(-99, "ERROR_PROXY_AUTH_SIGN_REUSED", CosAuthError, 403, "one-time signature used twice",
-          assigned=True),
-    _spec(-98, "ERROR_PROXY_AUTH_ONCE_REQUIRED", CosAuthError, 403, "operation needs a one-time signature",
-          assigned=True),
+    _spec(-99, "ERROR_PROXY_AUTH_SIGN_REUSED", CosAuthError, 403, "one-time signature used twice", assigned=True),
+    _spec(
+        -98, "ERROR_PROXY_AUTH_ONCE_REQUIRED", CosAuthError, 403, "operation needs a one-time signature", assigned=True
+    ),
     _spec(-96, "ERROR_PROXY_AUTH_EXPIRED", CosSignatureExpiredError, 403, "signature expired"),
-    _spec(-95, "ERROR_PROXY_AUTH_FAILED", CosAuthError, 403, "signature mismatch (wrong SecretKey)",
-          assigned=True),
-    _spec(-94, "ERROR_PROXY_SIGN_BUCKET_NOTMATCH", CosAuthError, 403, "signature bucket mismatch",
-          assigned=True),
-    _spec(-93, "ERROR_PROXY_APPID_USERID_NOTMATCH", CosAuthError, 403, "signature appid mismatch",
-          assigned=True),
+    _spec(-95, "ERROR_PROXY_AUTH_FAILED", CosAuthError, 403, "signature mismatch (wrong SecretKey)", assigned=True),
+    _spec(-94, "ERROR_PROXY_SIGN_BUCKET_NOTMATCH", CosAuthError, 403, "signature bucket mismatch", assigned=True),
+    _spec(-93, "ERROR_PROXY_APPID_USERID_NOTMATCH", CosAuthError, 403, "signature appid mismatch", assigned=True),
     _spec(-92, "PROXY_AUTH_SECRETID_NOEXIST", CosAuthError, 403, "unknown SecretId", assigned=True),
     _spec(-91, "ERROR_PROXY_AUTH_SIGN_INVALID", CosAuthError, 403, "signature malformed", assigned=True),
     _spec(-90, "ERROR_PROXY_AUTH_SIGN_EMPTY", CosAuthError, 403, "no signature", assigned=True),
@@ -276,8 +278,9 @@ def error_from_envelope(
         exc_type, retryable = CosThrottledError, True
     else:
         exc_type, retryable = CosError, False
-    return exc_type(message or "COS error", code=code, status=status, retryable=retryable,
-                    operation=operation, path=path)
+    return exc_type(
+        message or "COS error", code=code, status=status, retryable=retryable, operation=operation, path=path
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -303,42 +306,63 @@ class XmlErrorSpec:
 def _xspec(
     code: str, status: int, exc_type: type[CosError], message: str, *, retryable: bool | None = None
 ) -> XmlErrorSpec:
-    return XmlErrorSpec(code, status, exc_type, exc_type.default_retryable if retryable is None else retryable,
-                        message)
+    return XmlErrorSpec(code, status, exc_type, exc_type.default_retryable if retryable is None else retryable, message)
 
 
 XML_ERROR_TABLE: tuple[XmlErrorSpec, ...] = (
     _xspec("InvalidArgument", 400, CosInvalidRequestError, "Invalid Argument."),
     _xspec("InvalidDigest", 400, CosIntegrityError, "The Content-MD5 you specified is not valid."),
     _xspec("BadDigest", 400, CosIntegrityError, "The Content-MD5 you specified did not match what we received."),
-    _xspec("EntityTooSmall", 400, CosInvalidRequestError,
-           "Your proposed upload is smaller than the minimum allowed object size."),
-    _xspec("EntityTooLarge", 400, CosInvalidRequestError,
-           "Your proposed upload exceeds the maximum allowed object size."),
-    _xspec("InvalidPart", 400, CosSessionError,
-           "One or more of the specified parts could not be found or its ETag did not match."),
+    _xspec(
+        "EntityTooSmall",
+        400,
+        CosInvalidRequestError,
+        "Your proposed upload is smaller than the minimum allowed object size.",
+    ),
+    _xspec(
+        "EntityTooLarge", 400, CosInvalidRequestError, "Your proposed upload exceeds the maximum allowed object size."
+    ),
+    _xspec(
+        "InvalidPart",
+        400,
+        CosSessionError,
+        "One or more of the specified parts could not be found or its ETag did not match.",
+    ),
     _xspec("InvalidPartOrder", 400, CosInvalidRequestError, "The list of parts was not in ascending order."),
     _xspec("MalformedXML", 400, CosInvalidRequestError, "The XML you provided was not well-formed."),
     _xspec("KeyTooLong", 400, CosPathError, "The object key is longer than 850 bytes."),
     _xspec("InvalidObjectName", 400, CosPathError, "The object key is not allowed."),
-    _xspec("RequestTimeout", 400, CosTransportError,
-           "Your socket connection to the server was not read from or written to within the timeout period."),
+    _xspec(
+        "RequestTimeout",
+        400,
+        CosTransportError,
+        "Your socket connection to the server was not read from or written to within the timeout period.",
+    ),
     _xspec("UserNetworkTooSlow", 400, CosTransportError, "The upload is too slow."),
     _xspec("AccessDenied", 403, CosAuthError, "Access Denied."),
     _xspec("InvalidAccessKeyId", 403, CosAuthError, "The access key Id format you provided is invalid."),
-    _xspec("SignatureDoesNotMatch", 403, CosAuthError,
-           "The Signature you specified is invalid."),
-    _xspec("RequestTimeTooSkewed", 403, CosSignatureExpiredError,
-           "The difference between the request time and the server's time is too large."),
-    _xspec("PathStyleDomainForbidden", 403, CosInvalidRequestError,
-           "Path-style requests are not allowed for this bucket; use <bucket>-<appid>.cos.<region>.myqcloud.com."),
-    _xspec("InvalidObjectState", 403, CosInvalidRequestError,
-           "The operation is not valid for the object storage class."),
+    _xspec("SignatureDoesNotMatch", 403, CosAuthError, "The Signature you specified is invalid."),
+    _xspec(
+        "RequestTimeTooSkewed",
+        403,
+        CosSignatureExpiredError,
+        "The difference between the request time and the server's time is too large.",
+    ),
+    _xspec(
+        "PathStyleDomainForbidden",
+        403,
+        CosInvalidRequestError,
+        "Path-style requests are not allowed for this bucket; use <bucket>-<appid>.cos.<region>.myqcloud.com.",
+    ),
+    _xspec(
+        "InvalidObjectState", 403, CosInvalidRequestError, "The operation is not valid for the object storage class."
+    ),
     _xspec("NoSuchBucket", 404, CosNotFoundError, "The specified bucket does not exist."),
     _xspec("NoSuchKey", 404, CosNotFoundError, "The specified key does not exist."),
     _xspec("NoSuchUpload", 404, CosSessionError, "The specified multipart upload does not exist."),
-    _xspec("MethodNotAllowed", 405, CosInvalidRequestError,
-           "The specified method is not allowed against this resource."),
+    _xspec(
+        "MethodNotAllowed", 405, CosInvalidRequestError, "The specified method is not allowed against this resource."
+    ),
     _xspec("MissingContentLength", 411, CosInvalidRequestError, "You must provide the Content-Length HTTP header."),
     _xspec("PreconditionFailed", 412, CosError, "Precondition not match."),
     _xspec("InvalidRange", 416, CosInvalidRequestError, "The requested range is not satisfiable."),
@@ -387,8 +411,9 @@ def error_from_xml(
         else:
             exc_type, retryable = CosError, False
         text = message or (f"HTTP {status}" if status is not None else "COS error")
-    exc = exc_type(f"{code}: {text}" if code else text, status=status, retryable=retryable,
-                   operation=operation, path=path)
+    exc = exc_type(
+        f"{code}: {text}" if code else text, status=status, retryable=retryable, operation=operation, path=path
+    )
     exc.error_code = code or None
     exc.request_id = request_id
     return exc

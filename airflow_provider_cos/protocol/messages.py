@@ -148,18 +148,21 @@ def parse_envelope(status: int, body: bytes, *, op: str, path: str | None = None
         envelope = None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), int):
         if status >= 500:
-            raise error_from_envelope(-181, f"HTTP {status} without a COS envelope", status,
-                                      operation=op, path=path) from None
+            raise error_from_envelope(
+                -181, f"HTTP {status} without a COS envelope", status, operation=op, path=path
+            ) from None
         snippet = body[:80].decode("utf-8", "replace") if body else "(empty body)"
-        raise CosProtocolError(f"answer is not a COS JSON envelope: {snippet!r}", status=status,
-                               operation=op, path=path)
+        raise CosProtocolError(
+            f"answer is not a COS JSON envelope: {snippet!r}", status=status, operation=op, path=path
+        )
     code: int = envelope["code"]
     message = str(envelope.get("message", ""))
     if code != 0:
         raise error_from_envelope(code, message, status, operation=op, path=path)
     if status != 200:
-        raise error_from_envelope(-181 if status >= 500 else -61, f"HTTP {status} with code 0", status,
-                                  operation=op, path=path)
+        raise error_from_envelope(
+            -181 if status >= 500 else -61, f"HTTP {status} with code 0", status, operation=op, path=path
+        )
     data = envelope.get("data")
     if data is None:
         return {}

@@ -53,8 +53,10 @@ class EncodedForm:
         start = data_start - len(self.prefix)
         end = data_start + data_len + len(self.suffix)
         if start < 0 or data_len < 0 or end > view.nbytes:
-            raise ValueError(f"multipart framing ({len(self.prefix)} + {len(self.suffix)} bytes) does not fit "
-                             f"around {data_len} bytes at {data_start} in a buffer of {view.nbytes}")
+            raise ValueError(
+                f"multipart framing ({len(self.prefix)} + {len(self.suffix)} bytes) does not fit "
+                f"around {data_len} bytes at {data_start} in a buffer of {view.nbytes}"
+            )
         view[start:data_start] = self.prefix
         view[data_start + data_len : end] = self.suffix
         return view[start:end]

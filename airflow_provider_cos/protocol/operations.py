@@ -122,15 +122,24 @@ class SliceOps:
 
 
 V1_SLICE_OPS = SliceOps(
-    flow="offset", init_op="upload_slice", data_op="upload_slice", finish_op=None, list_op=None,
+    flow="offset",
+    init_op="upload_slice",
+    data_op="upload_slice",
+    finish_op=None,
+    list_op=None,
     init_fields=("filesize", "sha", "slice_size", "biz_attr", "session", "insertOnly"),
-    ack_names_offset=False, hash_parts=False,
+    ack_names_offset=False,
+    hash_parts=False,
 )
 V2_SLICE_OPS = SliceOps(
-    flow="finish", init_op="upload_slice_init", data_op="upload_slice_data", finish_op="upload_slice_finish",
+    flow="finish",
+    init_op="upload_slice_init",
+    data_op="upload_slice_data",
+    finish_op="upload_slice_finish",
     list_op="upload_slice_list",
     init_fields=("filesize", "slice_size", "sha", "uploadparts", "biz_attr", "insertOnly"),
-    ack_names_offset=True, hash_parts=True,
+    ack_names_offset=True,
+    hash_parts=True,
 )
 
 
@@ -157,8 +166,15 @@ class Dialect:
         if biz_attr:
             fields.append(("biz_attr", biz_attr))
         fields.append(("insertOnly", _flag(insert_only)))
-        return CosRequest("upload", "POST", path, fields=tuple(fields), body_format="multipart",
-                          file_field=FILE_FIELD, data_len=data_len)
+        return CosRequest(
+            "upload",
+            "POST",
+            path,
+            fields=tuple(fields),
+            body_format="multipart",
+            file_field=FILE_FIELD,
+            data_len=data_len,
+        )
 
     def process_upload(self, status: int, body: bytes, *, path: str | None = None) -> ObjectUrls:
         data = parse_envelope(status, body, op="upload", path=path)
@@ -185,8 +201,9 @@ class Dialect:
         if start < 0 or length <= 0:
             raise ValueError(f"download range needs start >= 0 and length > 0, got {start}+{length}")
         path = normalize_file_path(path)
-        return CosRequest("download", "GET", path, signature="download",
-                          headers=(("Range", f"bytes={start}-{start + length - 1}"),))
+        return CosRequest(
+            "download", "GET", path, signature="download", headers=(("Range", f"bytes={start}-{start + length - 1}"),)
+        )
 
     def process_download(self, status: int, body: bytes, *, path: str, start: int, length: int) -> bytes:
         """The range's bytes, or the typed error of the answer. A short or long body (a proxy that cut the
@@ -195,13 +212,22 @@ class Dialect:
             if len(body) == length and (status == 206 or start == 0):
                 return body
             if status == 206 or start == 0 or len(body) < length:
-                raise CosProtocolError(f"range {start}+{length}: answer carried {len(body)} bytes (HTTP {status})",
-                                       status=status, operation="download", path=path)
-            raise CosProtocolError(f"range {start}+{length}: the server ignored the Range header (HTTP 200)",
-                                   status=status, operation="download", path=path)
+                raise CosProtocolError(
+                    f"range {start}+{length}: answer carried {len(body)} bytes (HTTP {status})",
+                    status=status,
+                    operation="download",
+                    path=path,
+                )
+            raise CosProtocolError(
+                f"range {start}+{length}: the server ignored the Range header (HTTP 200)",
+                status=status,
+                operation="download",
+                path=path,
+            )
         parse_envelope(status, body, op="download", path=path)  # raises the typed error of the envelope
-        raise CosProtocolError(f"download answered HTTP {status} with code 0", status=status,
-                               operation="download", path=path)
+        raise CosProtocolError(
+            f"download answered HTTP {status} with code 0", status=status, operation="download", path=path
+        )
 
     # ---- delete (one-time signature)
     def prepare_delete(self, path: str) -> CosRequest:
@@ -210,8 +236,7 @@ class Dialect:
             from airflow_provider_cos.protocol.errors import CosPathError
 
             raise CosPathError("the bucket root cannot be deleted", code=-180, path=path)
-        return CosRequest("delete", "POST", path, fields=(("op", "delete"),), body_format="json",
-                          signature="once")
+        return CosRequest("delete", "POST", path, fields=(("op", "delete"),), body_format="json", signature="once")
 
     def process_delete(self, status: int, body: bytes, *, path: str | None = None) -> None:
         parse_envelope(status, body, op="delete", path=path)
@@ -223,8 +248,7 @@ class Dialect:
             from airflow_provider_cos.protocol.errors import CosPathError
 
             raise CosPathError("the bucket root always exists and cannot be created", code=-180, path=path)
-        return CosRequest("create", "POST", path, fields=(("op", "create"), ("biz_attr", biz_attr)),
-                          body_format="json")
+        return CosRequest("create", "POST", path, fields=(("op", "create"), ("biz_attr", biz_attr)), body_format="json")
 
     def process_create_folder(self, status: int, body: bytes, *, path: str | None = None) -> int | None:
         data = parse_envelope(status, body, op="create", path=path)
@@ -239,16 +263,16 @@ class Dialect:
             from airflow_provider_cos.protocol.errors import CosPathError
 
             raise CosPathError("list prefix must not contain '/'", code=-180, path=folder + prefix)
-        return CosRequest("list", "GET", folder + prefix,
-                          query=(("op", "list"), ("num", str(num)), ("context", context)))
+        return CosRequest(
+            "list", "GET", folder + prefix, query=(("op", "list"), ("num", str(num)), ("context", context))
+        )
 
     def process_list(self, status: int, body: bytes, *, path: str | None = None) -> ListPage:
         data = parse_envelope(status, body, op="list", path=path)
         infos_raw = data.get("infos") or []
         if not isinstance(infos_raw, list):
             raise CosProtocolError("list answer 'infos' is not an array", operation="list", path=path)
-        infos = tuple(stat_from_data(item, str(item.get("name", ""))) for item in infos_raw
-                      if isinstance(item, dict))
+        infos = tuple(stat_from_data(item, str(item.get("name", ""))) for item in infos_raw if isinstance(item, dict))
         context = str(data.get("context") or "")
         listover = data.get("listover")
         over = bool(listover) if listover is not None else not context
@@ -270,15 +294,15 @@ class Dialect:
             "filesize": str(filesize),
             "sha": sha,
             "slice_size": str(slice_size),
-            "uploadparts": json.dumps([p.as_dict() for p in uploadparts], separators=(",", ":")) if uploadparts
+            "uploadparts": json.dumps([p.as_dict() for p in uploadparts], separators=(",", ":"))
+            if uploadparts
             else None,
             "biz_attr": biz_attr or None,
             "session": session or None,
             "insertOnly": _flag(insert_only),
         }
         fields = [("op", self.slice_ops.init_op)]
-        fields += [(name, value) for name in self.slice_ops.init_fields
-                   if (value := values[name]) is not None]
+        fields += [(name, value) for name in self.slice_ops.init_fields if (value := values[name]) is not None]
         return tuple(fields)
 
     def prepare_slice_init(
@@ -295,12 +319,18 @@ class Dialect:
     ) -> CosRequest:
         """Open (or, where ``session`` is a field of this generation, resume) a slice upload."""
         path = normalize_file_path(path)
-        fields = self._init_fields(filesize=filesize, sha=sha, slice_size=slice_size, uploadparts=uploadparts,
-                                   biz_attr=biz_attr, insert_only=insert_only, session=session)
+        fields = self._init_fields(
+            filesize=filesize,
+            sha=sha,
+            slice_size=slice_size,
+            uploadparts=uploadparts,
+            biz_attr=biz_attr,
+            insert_only=insert_only,
+            session=session,
+        )
         return CosRequest(self.slice_ops.init_op, "POST", path, fields=fields, body_format="multipart")
 
-    def process_slice_init(self, status: int, body: bytes, *, path: str | None = None
-                           ) -> InstantUpload | SliceSession:
+    def process_slice_init(self, status: int, body: bytes, *, path: str | None = None) -> InstantUpload | SliceSession:
         op = self.slice_ops.init_op
         data = parse_envelope(status, body, op=op, path=path)
         urls = urls_from_data(data, op=op)
@@ -313,15 +343,17 @@ class Dialect:
             serial_upload=_opt_int(data, "serial_upload") == 1,
         )
 
-    def prepare_slice_data(self, path: str, *, session: str, offset: int, length: int, sha: str | None = None
-                           ) -> CosRequest:
+    def prepare_slice_data(
+        self, path: str, *, session: str, offset: int, length: int, sha: str | None = None
+    ) -> CosRequest:
         path = normalize_file_path(path)
         op = self.slice_ops.data_op
         fields = [("op", op), ("session", session), ("offset", str(offset))]
         if sha:
             fields.append(("sha", sha))
-        return CosRequest(op, "POST", path, fields=tuple(fields), body_format="multipart",
-                          file_field=FILE_FIELD, data_len=length)
+        return CosRequest(
+            op, "POST", path, fields=tuple(fields), body_format="multipart", file_field=FILE_FIELD, data_len=length
+        )
 
     def process_slice_data(self, status: int, body: bytes, *, path: str | None = None) -> SliceAck:
         """The ack; ``urls`` is set when this slice completed the object (the ``offset`` flow)."""
@@ -341,8 +373,7 @@ class Dialect:
             raise CosConfigError(f"{self.api_version} has no {what} operation (slice flow {self.slice_ops.flow!r})")
         return name
 
-    def prepare_slice_finish(self, path: str, *, session: str, filesize: int, sha: str | None = None
-                             ) -> CosRequest:
+    def prepare_slice_finish(self, path: str, *, session: str, filesize: int, sha: str | None = None) -> CosRequest:
         op = self._op(self.slice_ops.finish_op, "finish")
         path = normalize_file_path(path)
         fields = [("op", op), ("session", session), ("filesize", str(filesize))]
@@ -363,8 +394,7 @@ class Dialect:
         path = normalize_file_path(path)
         return CosRequest(op, "POST", path, fields=(("op", op),), body_format="multipart")
 
-    def process_slice_list(self, status: int, body: bytes, *, path: str | None = None
-                           ) -> InstantUpload | SliceSession:
+    def process_slice_list(self, status: int, body: bytes, *, path: str | None = None) -> InstantUpload | SliceSession:
         """The open session with its stored slices, or the URLs if the upload is already complete.
 
         HTTP 404 (no session, no file) raises :class:`CosNotFoundError`.

@@ -32,8 +32,16 @@ REGION_ALIASES = {
 }
 DEFAULT_REGION = "gz"
 #: The XML API's region names for the JSON-era short codes (``gz`` -> ``ap-guangzhou``).
-XML_REGIONS = {"gz": "ap-guangzhou", "sh": "ap-shanghai", "tj": "ap-beijing-1", "sgp": "ap-singapore",
-               "bj": "ap-beijing", "cd": "ap-chengdu", "cq": "ap-chongqing", "hk": "ap-hongkong"}
+XML_REGIONS = {
+    "gz": "ap-guangzhou",
+    "sh": "ap-shanghai",
+    "tj": "ap-beijing-1",
+    "sgp": "ap-singapore",
+    "bj": "ap-beijing",
+    "cd": "ap-chengdu",
+    "cq": "ap-chongqing",
+    "hk": "ap-hongkong",
+}
 _BUCKET_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _REGION_RE = re.compile(r"^[a-z0-9-]{1,40}$")
 

@@ -97,7 +97,8 @@ FAST_SHA1 = _self_test()
 if not FAST_SHA1:
     logging.getLogger(__name__).warning(
         "OpenSSL's SHA-1 could not be loaded through ctypes; v2 uploadparts use a pure-Python SHA-1 "
-        "(correct, but about 1000x slower than hashlib)")
+        "(correct, but about 1000x slower than hashlib)"
+    )
 
 
 def _rol(x: int, n: int) -> int:

@@ -199,17 +199,40 @@ class Signer:
 
     def multi(self, appid: str | int, bucket: str) -> str:
         now = int(self._clock())
-        return sign(self._credentials.secret_id, self._credentials.secret_key, appid, bucket,
-                    expired=now + self._validity, now=now, rand=self._rand())
+        return sign(
+            self._credentials.secret_id,
+            self._credentials.secret_key,
+            appid,
+            bucket,
+            expired=now + self._validity,
+            now=now,
+            rand=self._rand(),
+        )
 
     def download(self, appid: str | int, bucket: str, encoded_path: str) -> str:
         """A multi-effect download signature: ``f`` is the URL-encoded object path only, without
         ``/<appid>/<bucket>`` (COS_JSON_API.md §2.3)."""
         now = int(self._clock())
-        return sign(self._credentials.secret_id, self._credentials.secret_key, appid, bucket,
-                    expired=now + self._validity, now=now, rand=self._rand(), fileid=encoded_path)
+        return sign(
+            self._credentials.secret_id,
+            self._credentials.secret_key,
+            appid,
+            bucket,
+            expired=now + self._validity,
+            now=now,
+            rand=self._rand(),
+            fileid=encoded_path,
+        )
 
     def once(self, appid: str | int, bucket: str, fileid: str) -> str:
         now = int(self._clock())
-        return sign(self._credentials.secret_id, self._credentials.secret_key, appid, bucket,
-                    expired=0, now=now, rand=self._rand(), fileid=fileid)
+        return sign(
+            self._credentials.secret_id,
+            self._credentials.secret_key,
+            appid,
+            bucket,
+            expired=0,
+            now=now,
+            rand=self._rand(),
+            fileid=fileid,
+        )

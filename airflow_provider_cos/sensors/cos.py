@@ -96,8 +96,9 @@ class CosUploadCompleteSensor(BaseSensorOperator):
             self.log.debug("ListMultipartUploads of %s failed: %s", self.cos_path, exc)
             return
         if uploads:
-            self.log.info("%s: upload in progress (%d multipart upload(s): %s)", self.cos_path, len(uploads),
-                          ", ".join(uploads))
+            self.log.info(
+                "%s: upload in progress (%d multipart upload(s): %s)", self.cos_path, len(uploads), ", ".join(uploads)
+            )
 
     def evaluate(self, stat: dict[str, Any] | None) -> PokeReturnValue:
         """Done when complete; fail on a complete object that does not match the expectations."""

@@ -75,12 +75,19 @@ class CosClient:
         # xml has no JSON dialect: every method below turns to the XML calls first and never reads it
         self.dialect: Dialect = dialect_for("v2" if self.xml else target.api_version)
         self._signer = signer or Signer(credentials, validity=self.config.signature_validity)
-        self._transport = Transport(pool_size=self.config.max_workers + 2, timeout=self.config.timeout,
-                                    send_block_size=self.config.send_block_size)
+        self._transport = Transport(
+            pool_size=self.config.max_workers + 2,
+            timeout=self.config.timeout,
+            send_block_size=self.config.send_block_size,
+        )
         self._requester = Requester(self._signer, self._transport, self.config.retry)
         self._xml = XmlRequester(
             XmlCredentials(credentials.secret_id, credentials.secret_key, security_token),
-            self._transport, self._requester, validity=self.config.signature_validity, clock=clock)
+            self._transport,
+            self._requester,
+            validity=self.config.signature_validity,
+            clock=clock,
+        )
         self._executor_factory = executor_factory
         self._lock = threading.Lock()
         self._active: set[TransferCoordinator] = set()
@@ -106,8 +113,9 @@ class CosClient:
             return self._xml_stat(path, target)
         request = self.dialect.prepare_stat(path)
         try:
-            info = self._requester.call(target, request,
-                                        lambda s, b: self.dialect.process_stat(s, b, path=request.path))
+            info = self._requester.call(
+                target, request, lambda s, b: self.dialect.process_stat(s, b, path=request.path)
+            )
         except CosNotFoundError as e:
             if e.code in NOT_FOUND_CODES or (e.code is None and e.status == 404):
                 return None
@@ -135,8 +143,9 @@ class CosClient:
             retried = True
 
         try:
-            self._requester.call(target, request, lambda s, b: self.dialect.process_delete(s, b, path=request.path),
-                                 on_retry=note)
+            self._requester.call(
+                target, request, lambda s, b: self.dialect.process_delete(s, b, path=request.path), on_retry=note
+            )
         except CosNotFoundError as e:
             if not (retried and e.code in NOT_FOUND_CODES):
                 raise
@@ -152,8 +161,7 @@ class CosClient:
                 self._xml.put_empty(xml_target(target), object_key(folder))
             return
         request = self.dialect.prepare_create_folder(path, biz_attr=biz_attr)
-        self._requester.call(target, request,
-                             lambda s, b: self.dialect.process_create_folder(s, b, path=request.path))
+        self._requester.call(target, request, lambda s, b: self.dialect.process_create_folder(s, b, path=request.path))
 
     def ensure_folders(self, path: str, bucket: str | None = None) -> list[str]:
         """Create the missing parent folders of file ``path`` (outermost first), tolerating -178.
@@ -174,8 +182,9 @@ class CosClient:
                 continue
         return created
 
-    def list(self, folder: str, prefix: str = "", bucket: str | None = None, *, page_size: int = 199
-             ) -> Iterator[StatInfo]:
+    def list(
+        self, folder: str, prefix: str = "", bucket: str | None = None, *, page_size: int = 199
+    ) -> Iterator[StatInfo]:
         """Every entry of ``folder`` whose name starts with ``prefix``; paging is hidden."""
         target = self._target(bucket)
         folder = normalize_folder_path(folder)
@@ -214,8 +223,9 @@ class CosClient:
 
     def _xml_list(self, folder: str, prefix: str, target: CosTarget, page_size: int) -> Iterator[StatInfo]:
         base = object_key(folder)
-        for entry in self._xml.list_objects(xml_target(target), prefix=base + prefix, delimiter="/",
-                                            page_size=min(page_size, 1000)):
+        for entry in self._xml.list_objects(
+            xml_target(target), prefix=base + prefix, delimiter="/", page_size=min(page_size, 1000)
+        ):
             if isinstance(entry, ObjectEntry):
                 if entry.key != base:  # the folder's own marker object
                     yield _xml_info("/" + entry.key, entry.size, entry.etag, entry.last_modified, None, folder=False)
@@ -249,17 +259,31 @@ class CosClient:
         :class:`CosIntegrityError` if the stored object does not match, :class:`CosCancelledError` after
         :meth:`cancel`, :class:`CosAlreadyExistsError` with ``insert_only`` on an existing path, ...
         """
+
         def run(target: CosTarget, coordinator: TransferCoordinator) -> UploadResult:
             if self.xml:
                 return MultipartUpload(
-                    calls=self._xml, target=target, xml=xml_target(target), config=self.config,
-                    coordinator=coordinator, local_path=local_path, cos_path=cos_path, insert_only=insert_only,
+                    calls=self._xml,
+                    target=target,
+                    xml=xml_target(target),
+                    config=self.config,
+                    coordinator=coordinator,
+                    local_path=local_path,
+                    cos_path=cos_path,
+                    insert_only=insert_only,
                     checkpoint_store=checkpoint_store,
                 ).run()
             return FileUpload(
-                requester=self._requester, dialect=self.dialect, target=target, config=self.config,
-                coordinator=coordinator, local_path=local_path, cos_path=cos_path, insert_only=insert_only,
-                biz_attr=biz_attr, checkpoint_store=checkpoint_store,
+                requester=self._requester,
+                dialect=self.dialect,
+                target=target,
+                config=self.config,
+                coordinator=coordinator,
+                local_path=local_path,
+                cos_path=cos_path,
+                insert_only=insert_only,
+                biz_attr=biz_attr,
+                checkpoint_store=checkpoint_store,
                 stat=lambda p, t: self.stat(p, t.bucket),
                 delete=lambda p, t: self.delete(p, t.bucket),
                 ensure_parents=(lambda: self.ensure_folders(cos_path, target.bucket)) if create_parents else None,
@@ -285,13 +309,26 @@ class CosClient:
         target = self._target(bucket)
 
         def upload_one(item: BatchItem, factory: ExecutorFactory) -> UploadResult:
-            return self.upload_file(item.local_path, item.cos_path, bucket, insert_only, biz_attr,
-                                    checkpoint_store=checkpoint_store, create_parents=create_parents,
-                                    executor_factory=factory)
+            return self.upload_file(
+                item.local_path,
+                item.cos_path,
+                bucket,
+                insert_only,
+                biz_attr,
+                checkpoint_store=checkpoint_store,
+                create_parents=create_parents,
+                executor_factory=factory,
+            )
 
         return run_batch(
-            items, upload_one, lambda p: self.stat(p, target.bucket), target.fileid,
-            max_workers=self.config.max_workers, crc=self.xml, skip_identical=skip_identical, on_done=on_done,
+            items,
+            upload_one,
+            lambda p: self.stat(p, target.bucket),
+            target.fileid,
+            max_workers=self.config.max_workers,
+            crc=self.xml,
+            skip_identical=skip_identical,
+            on_done=on_done,
             stop=self._cancelled,
         )
 
@@ -314,8 +351,12 @@ class CosClient:
 
         def run(target: CosTarget, coordinator: TransferCoordinator) -> DownloadResult:
             return FileDownload(
-                fetch=self._part_fetcher(target, path), target=target, config=self.config,
-                coordinator=coordinator, cos_path=path, local_path=local_path,
+                fetch=self._part_fetcher(target, path),
+                target=target,
+                config=self.config,
+                coordinator=coordinator,
+                cos_path=path,
+                local_path=local_path,
                 stat=lambda p, t: self.stat(p, t.bucket),
             ).run()
 
@@ -333,23 +374,28 @@ class CosClient:
         if self.xml:
             xml, key = xml_target(target), object_key(path)
 
-            def fetch_xml(start: int, length: int, stop: threading.Event,
-                          on_retry: Callable[[CosError], None]) -> bytes:
+            def fetch_xml(
+                start: int, length: int, stop: threading.Event, on_retry: Callable[[CosError], None]
+            ) -> bytes:
                 request = XML.prepare_get_object(key, start=start, end=start + length - 1)
                 return self._xml.call(
-                    xml, request, lambda s, h, b: XML.process_get_object(s, h, b, key=key, start=start).data,
-                    stop=stop, on_retry=on_retry,
+                    xml,
+                    request,
+                    lambda s, h, b: XML.process_get_object(s, h, b, key=key, start=start).data,
+                    stop=stop,
+                    on_retry=on_retry,
                 )
 
             return fetch_xml
 
-        def fetch_json(start: int, length: int, stop: threading.Event,
-                       on_retry: Callable[[CosError], None]) -> bytes:
+        def fetch_json(start: int, length: int, stop: threading.Event, on_retry: Callable[[CosError], None]) -> bytes:
             request = self.dialect.prepare_download(path, start=start, length=length)
             return self._requester.call(
-                target, request,
+                target,
+                request,
                 lambda s, b: self.dialect.process_download(s, b, path=path, start=start, length=length),
-                stop=stop, on_retry=on_retry,
+                stop=stop,
+                on_retry=on_retry,
             )
 
         return fetch_json
@@ -368,8 +414,9 @@ class CosClient:
         if self._cancelled.is_set():
             raise CosCancelledError("client was cancelled", path=cos_path)
         target = self._target(bucket)
-        coordinator = TransferCoordinator(ProgressAggregator(0, progress),
-                                          executor_factory=executor_factory or self._executor_factory)
+        coordinator = TransferCoordinator(
+            ProgressAggregator(0, progress), executor_factory=executor_factory or self._executor_factory
+        )
         with self._lock:
             self._active.add(coordinator)
         try:
@@ -410,8 +457,26 @@ def _xml_info(path: str, size: int, etag: str, last_modified: str, crc: int | No
     """An XML object or common prefix as the :class:`StatInfo` the JSON generations return (``filesize`` =
     ``filelen`` = the size: an XML object exists only once complete); ``raw`` holds the XML fields."""
     name = path.rstrip("/").rsplit("/", 1)[-1]
-    raw = {"name": name, "key": path.lstrip("/"), "filesize": size, "filelen": size, "etag": etag,
-           "last_modified": last_modified, "crc64": None if crc is None else str(crc)}
-    return StatInfo(name=name, is_folder=folder, filesize=None if folder else size, filelen=None if folder else size,
-                    sha=None, ctime=None, mtime=None, access_url=None, source_url=None, preview_url=None,
-                    biz_attr=None, raw=raw)
+    raw = {
+        "name": name,
+        "key": path.lstrip("/"),
+        "filesize": size,
+        "filelen": size,
+        "etag": etag,
+        "last_modified": last_modified,
+        "crc64": None if crc is None else str(crc),
+    }
+    return StatInfo(
+        name=name,
+        is_folder=folder,
+        filesize=None if folder else size,
+        filelen=None if folder else size,
+        sha=None,
+        ctime=None,
+        mtime=None,
+        access_url=None,
+        source_url=None,
+        preview_url=None,
+        biz_attr=None,
+        raw=raw,
+    )

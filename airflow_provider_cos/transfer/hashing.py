@@ -58,8 +58,13 @@ class FileDigest:
     parts_slice_size: int | None = None
 
 
-_KINDS = ((stat_mod.S_ISDIR, "directory"), (stat_mod.S_ISFIFO, "FIFO"), (stat_mod.S_ISSOCK, "socket"),
-          (stat_mod.S_ISCHR, "character device"), (stat_mod.S_ISBLK, "block device"))
+_KINDS = (
+    (stat_mod.S_ISDIR, "directory"),
+    (stat_mod.S_ISFIFO, "FIFO"),
+    (stat_mod.S_ISSOCK, "socket"),
+    (stat_mod.S_ISCHR, "character device"),
+    (stat_mod.S_ISBLK, "block device"),
+)
 
 
 def _require_regular(st: os.stat_result, path: str) -> None:
@@ -108,8 +113,11 @@ def check_ends_at(fd: int, size: int, path: str) -> None:
         return
     if now != size:
         raise CosFileChangedError(f"local file grew during the transfer ({size} -> {now} bytes)", path=path)
-    raise CosLocalFileError(f"local file holds more bytes than its size says ({size} bytes): a /proc, sysfs or "
-                            "other special file? Copy it to a regular file and upload that", path=path)
+    raise CosLocalFileError(
+        f"local file holds more bytes than its size says ({size} bytes): a /proc, sysfs or "
+        "other special file? Copy it to a regular file and upload that",
+        path=path,
+    )
 
 
 def check_unchanged(path: str, fd: int | None, expected: FileIdentity) -> None:

@@ -58,8 +58,10 @@ class SlicePlan:
     def slices(self) -> list[Slice]:
         if self.filesize == 0:
             return [Slice(0, 0, True)]
-        return [Slice(off, min(self.slice_size, self.filesize - off), off + self.slice_size >= self.filesize)
-                for off in range(0, self.filesize, self.slice_size)]
+        return [
+            Slice(off, min(self.slice_size, self.filesize - off), off + self.slice_size >= self.filesize)
+            for off in range(0, self.filesize, self.slice_size)
+        ]
 
     def from_offset(self, offset: int) -> list[Slice]:
         """v1 resume: everything from the server's ``offset`` on, cut at ``slice_size`` steps from it."""
@@ -67,8 +69,10 @@ class SlicePlan:
             raise CosProtocolError(f"server offset {offset} outside the file (size {self.filesize})")
         if offset == self.filesize:
             return []
-        return [Slice(off, min(self.slice_size, self.filesize - off), off + self.slice_size >= self.filesize)
-                for off in range(offset, self.filesize, self.slice_size)]
+        return [
+            Slice(off, min(self.slice_size, self.filesize - off), off + self.slice_size >= self.filesize)
+            for off in range(offset, self.filesize, self.slice_size)
+        ]
 
     def missing(self, received: Iterable[SlicePart]) -> list[Slice]:
         """v2 resume: the slices the server's ``listparts`` does not report as stored (exact match)."""

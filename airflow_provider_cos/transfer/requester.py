@@ -60,6 +60,7 @@ class Requester:
         ``data`` is the binary part: ``bytes``/``bytearray`` (joined into the encoded body), or a loaded
         :class:`SliceBuffer` (framed in place, sent as a view of the buffer; the buffer must not be
         reloaded before this call returns)."""
+
         def attempt(on_bytes: Callable[[int], None] | None, budget: float | None) -> T:
             signature = self._sign(target, request)
             if isinstance(data, SliceBuffer):
@@ -70,12 +71,16 @@ class Requester:
             else:
                 http = encode_request(target, request, signature, data)
                 body = http.body
-            response = self._transport.send(http, body=body, payload_len=request.data_len if data is not None else 0,
-                                            on_progress=on_bytes, budget=budget)
+            response = self._transport.send(
+                http,
+                body=body,
+                payload_len=request.data_len if data is not None else 0,
+                on_progress=on_bytes,
+                budget=budget,
+            )
             return process(response.status, response.body)
 
-        return self.retrying(attempt, op=request.op, path=request.path, progress=progress, stop=stop,
-                             on_retry=on_retry)
+        return self.retrying(attempt, op=request.op, path=request.path, progress=progress, stop=stop, on_retry=on_retry)
 
     def retrying(
         self,

@@ -165,11 +165,13 @@ class FileUpload:
         if info is None:
             raise CosIntegrityError("object missing right after the upload completed", path=self.cos_path)
         if info.filesize is not None and info.filesize != self._identity.size:
-            raise CosIntegrityError(f"stored size {info.filesize} != local size {self._identity.size}",
-                                    path=self.cos_path)
+            raise CosIntegrityError(
+                f"stored size {info.filesize} != local size {self._identity.size}", path=self.cos_path
+            )
         if info.filelen is not None and info.filelen != self._identity.size:
-            raise CosIntegrityError(f"stored length {info.filelen} != local size {self._identity.size}",
-                                    path=self.cos_path)
+            raise CosIntegrityError(
+                f"stored length {info.filelen} != local size {self._identity.size}", path=self.cos_path
+            )
         if info.sha and info.sha.split("_")[0].lower() != sha1:
             raise CosIntegrityError(f"stored SHA-1 {info.sha} != local SHA-1 {sha1}", path=self.cos_path)
 
@@ -184,8 +186,9 @@ class FileUpload:
         sha1 = hashlib.sha1(data).hexdigest()
         self._check_unchanged()
         check_ends_at(self._fd, size, self.local_path)
-        request = self.dialect.prepare_upload(self.cos_path, size, sha=sha1, biz_attr=self.biz_attr,
-                                              insert_only=self.insert_only)
+        request = self.dialect.prepare_upload(
+            self.cos_path, size, sha=sha1, biz_attr=self.biz_attr, insert_only=self.insert_only
+        )
         retried = False
 
         def on_retry(error: CosError) -> None:
@@ -194,9 +197,15 @@ class FileUpload:
             self._retry_hook(error)
 
         try:
-            urls = self.requester.call(self.target, request, self._call_process(self.dialect.process_upload),
-                                       data=data, progress=self.coord.progress.add, stop=self.coord.stop,
-                                       on_retry=on_retry)
+            urls = self.requester.call(
+                self.target,
+                request,
+                self._call_process(self.dialect.process_upload),
+                data=data,
+                progress=self.coord.progress.add,
+                stop=self.coord.stop,
+                on_retry=on_retry,
+            )
         except CosAlreadyExistsError:
             # insertOnly and an earlier attempt may have landed before its answer was lost: ours?
             info = self._stat(self.cos_path, self.target) if retried else None
@@ -320,22 +329,31 @@ class FileUpload:
             self.coord.check_cancelled()
         data = self._buffers.get()  # this thread's buffer: free, the previous slice's call has returned
         data.load(self._fd, slc.length, slc.offset, path=self.local_path)
-        request = self.dialect.prepare_slice_data(self.cos_path, session=session, offset=slc.offset,
-                                                  length=slc.length, sha=sha)
+        request = self.dialect.prepare_slice_data(
+            self.cos_path, session=session, offset=slc.offset, length=slc.length, sha=sha
+        )
         path = self.cos_path
         dialect = self.dialect
 
         def process(status: int, body: bytes) -> SliceAck:
             ack = dialect.process_slice_data(status, body, path=path)
             if ack.offset != slc.offset:
-                raise CosProtocolError(f"answer for offset {ack.offset} to the slice at {slc.offset}",
-                                       operation=request.op, path=path)
+                raise CosProtocolError(
+                    f"answer for offset {ack.offset} to the slice at {slc.offset}", operation=request.op, path=path
+                )
             if ack.session and ack.session != session:
                 raise CosProtocolError("answer names another session", operation=request.op, path=path)
             return ack
 
-        ack = self.requester.call(self.target, request, process, data=data, progress=self.coord.progress.add,
-                                  stop=self.coord.stop, on_retry=self._retry_hook)
+        ack = self.requester.call(
+            self.target,
+            request,
+            process,
+            data=data,
+            progress=self.coord.progress.add,
+            stop=self.coord.stop,
+            on_retry=self._retry_hook,
+        )
         self.coord.record_sent(slc.length)
         return ack
 
@@ -362,28 +380,47 @@ class FileUpload:
         name = f"session {session}" if session else "an open session"
         if not sha:
             if not self.insert_only:
-                _log.warning("replacing the unfinished upload at %s (%s, %s bytes): it declares no SHA-1, so "
-                             "another client made it and it cannot be completed with this file", self.cos_path,
-                             name, filesize)
+                _log.warning(
+                    "replacing the unfinished upload at %s (%s, %s bytes): it declares no SHA-1, so "
+                    "another client made it and it cannot be completed with this file",
+                    self.cos_path,
+                    name,
+                    filesize,
+                )
                 return
             raise CosUploadConflictError(
                 f"an unfinished upload at {self.cos_path} ({name}, {filesize} bytes) declares no SHA-1, so "
                 "another client made it and this upload cannot continue it; upload with overwrite=True to "
-                "replace it, or delete the path (CosHook.delete, op=delete) to clear it", path=self.cos_path)
+                "replace it, or delete the path (CosHook.delete, op=delete) to clear it",
+                path=self.cos_path,
+            )
         raise CosUploadConflictError(
             f"another upload of different content is in progress at {self.cos_path} ({name}, {filesize} "
             f"bytes, SHA-1 {sha}; this file: {self._identity.size} bytes, SHA-1 {digest.sha1}); it was left "
             "alone. Retry once it has finished, or delete the path (CosHook.delete, op=delete) if it was "
-            "abandoned", path=self.cos_path)
+            "abandoned",
+            path=self.cos_path,
+        )
 
     # ---- v1
     def _v1_init(self, digest: FileDigest, session_hint: str | None) -> InstantUpload | SliceSession:
         def init(session: str | None) -> InstantUpload | SliceSession:
             request = self.dialect.prepare_slice_init(
-                self.cos_path, filesize=self._identity.size, sha=digest.sha1, slice_size=self.config.slice_size,
-                biz_attr=self.biz_attr, insert_only=self.insert_only, session=session)
-            result = self.requester.call(self.target, request, self._call_process(self.dialect.process_slice_init),
-                                         stop=self.coord.stop, on_retry=self._retry_hook)
+                self.cos_path,
+                filesize=self._identity.size,
+                sha=digest.sha1,
+                slice_size=self.config.slice_size,
+                biz_attr=self.biz_attr,
+                insert_only=self.insert_only,
+                session=session,
+            )
+            result = self.requester.call(
+                self.target,
+                request,
+                self._call_process(self.dialect.process_slice_init),
+                stop=self.coord.stop,
+                on_retry=self._retry_hook,
+            )
             assert isinstance(result, (InstantUpload, SliceSession))
             return result
 
@@ -412,7 +449,9 @@ class FileUpload:
                 raise CosUploadConflictError(
                     f"another upload of different content is in progress at {self.cos_path}: this upload's "
                     f"session was replaced (the path shows an object with SHA-1 {sha or 'unknown'}); this "
-                    f"upload (SHA-1 {digest.sha1}) stopped and left it alone", path=self.cos_path)
+                    f"upload (SHA-1 {digest.sha1}) stopped and left it alone",
+                    path=self.cos_path,
+                )
             return
         if info.filesize == self._identity.size and sha == digest.sha1:
             return  # the same content: the server continues that session
@@ -458,27 +497,44 @@ class FileUpload:
         if self._sessions_lost:
             raise CosUploadConflictError(
                 f"another upload of different content is in progress at {self.cos_path}: this upload's "
-                f"session was replaced {self._sessions_lost} time(s) and it stopped", path=self.cos_path)
-        raise CosSessionError(f"upload did not complete after {self.config.max_resume_rounds} rounds",
-                              path=self.cos_path)
+                f"session was replaced {self._sessions_lost} time(s) and it stopped",
+                path=self.cos_path,
+            )
+        raise CosSessionError(
+            f"upload did not complete after {self.config.max_resume_rounds} rounds", path=self.cos_path
+        )
 
     # ---- v2
     def _v2_open(self, dialect: Dialect, digest: FileDigest) -> InstantUpload | SliceSession:
         parts = digest.parts
         request = dialect.prepare_slice_init(
-            self.cos_path, filesize=self._identity.size, sha=digest.sha1,
+            self.cos_path,
+            filesize=self._identity.size,
+            sha=digest.sha1,
             slice_size=digest.parts_slice_size or self.config.slice_size,
-            uploadparts=parts, biz_attr=self.biz_attr, insert_only=self.insert_only)
+            uploadparts=parts,
+            biz_attr=self.biz_attr,
+            insert_only=self.insert_only,
+        )
         try:
-            result = self.requester.call(self.target, request, self._call_process(dialect.process_slice_init),
-                                         stop=self.coord.stop, on_retry=self._retry_hook)
+            result = self.requester.call(
+                self.target,
+                request,
+                self._call_process(dialect.process_slice_init),
+                stop=self.coord.stop,
+                on_retry=self._retry_hook,
+            )
             assert isinstance(result, (InstantUpload, SliceSession))
             return result
         except CosUnfinishedUploadError:
             pass
-        listed = self.requester.call(self.target, dialect.prepare_slice_list(self.cos_path),
-                                     self._call_process(dialect.process_slice_list),
-                                     stop=self.coord.stop, on_retry=self._retry_hook)
+        listed = self.requester.call(
+            self.target,
+            dialect.prepare_slice_list(self.cos_path),
+            self._call_process(dialect.process_slice_list),
+            stop=self.coord.stop,
+            on_retry=self._retry_hook,
+        )
         assert isinstance(listed, (InstantUpload, SliceSession))
         if isinstance(listed, InstantUpload):  # completed meanwhile, by whom is unknown: init again
             raise CosSessionError("the unfinished upload at this path completed meanwhile", path=self.cos_path)
@@ -487,8 +543,10 @@ class FileUpload:
             self._resumed = True
             return listed
         if listed.session in self._own_sessions:
-            _log.warning("deleting this upload's own unfinished session of earlier content at %s and starting over",
-                         self.cos_path)
+            _log.warning(
+                "deleting this upload's own unfinished session of earlier content at %s and starting over",
+                self.cos_path,
+            )
         else:
             self._refuse_or_replace(session=listed.session, filesize=listed.filesize, sha=sha, digest=digest)
         self._delete(self.cos_path, self.target)
@@ -508,21 +566,29 @@ class FileUpload:
             todo = plan.missing(opened.received)
             self._set_progress(plan.stored_bytes(opened.received))
             try:
-                self.coord.run_slices(todo, self._sender(opened.session, digest.sha1),
-                                      max_in_flight=self._limit(opened))
+                self.coord.run_slices(
+                    todo, self._sender(opened.session, digest.sha1), max_in_flight=self._limit(opened)
+                )
                 self._check_unchanged()
                 self.coord.check_cancelled()
-                finish = dialect.prepare_slice_finish(self.cos_path, session=opened.session, filesize=size,
-                                                      sha=digest.sha1)
-                urls = self.requester.call(self.target, finish, self._call_process(dialect.process_slice_finish),
-                                           stop=self.coord.stop, on_retry=self._retry_hook)
+                finish = dialect.prepare_slice_finish(
+                    self.cos_path, session=opened.session, filesize=size, sha=digest.sha1
+                )
+                urls = self.requester.call(
+                    self.target,
+                    finish,
+                    self._call_process(dialect.process_slice_finish),
+                    stop=self.coord.stop,
+                    on_retry=self._retry_hook,
+                )
                 assert isinstance(urls, ObjectUrls)
                 return _Outcome(urls, instant=False)
             except CosSessionError as e:
                 _log.warning("slice session problem (%s); asking the server what it holds", e)
                 continue
-        raise CosSessionError(f"upload did not complete after {self.config.max_resume_rounds} rounds",
-                              path=self.cos_path)
+        raise CosSessionError(
+            f"upload did not complete after {self.config.max_resume_rounds} rounds", path=self.cos_path
+        )
 
 
 def _plain_sha(sha: str | None) -> str:
@@ -532,8 +598,12 @@ def _plain_sha(sha: str | None) -> str:
 
 def _urls_from_stat(info: StatInfo, target: CosTarget, cos_path: str) -> ObjectUrls:
     """The object's URLs when only a ``stat`` answer is at hand (same forms as an upload answer)."""
-    return ObjectUrls(resource_path=f"/{target.appid}/{target.bucket}{cos_path}", access_url=info.access_url or "",
-                      source_url=info.source_url or "", url=target.url(cos_path))
+    return ObjectUrls(
+        resource_path=f"/{target.appid}/{target.bucket}{cos_path}",
+        access_url=info.access_url or "",
+        source_url=info.source_url or "",
+        url=target.url(cos_path),
+    )
 
 
 def with_bucket(target: CosTarget, bucket: str | None) -> CosTarget:

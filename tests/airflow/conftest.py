@@ -15,8 +15,14 @@ import pytest
 
 MiB = 1024 * 1024
 #: Small transfers in tests: 1 MiB slices, slice upload above 1 MiB.
-TEST_EXTRA = {"slice_size": MiB, "simple_threshold": MiB, "max_workers": 2, "max_retries": 2,
-              "connect_timeout": 2, "read_timeout": 20}
+TEST_EXTRA = {
+    "slice_size": MiB,
+    "simple_threshold": MiB,
+    "max_workers": 2,
+    "max_retries": 2,
+    "connect_timeout": 2,
+    "read_timeout": 20,
+}
 
 
 @pytest.fixture(scope="session")
@@ -34,23 +40,33 @@ def airflow_db() -> None:
 from tests.fixtures_emulator import emulator, emulator_factory  # noqa: E402,F401
 
 
-def conn_json(url: str, *, api_version: str = "v1", secret_key: str | None = None, bucket: str | None = None,
-              **extra: Any) -> str:
+def conn_json(
+    url: str, *, api_version: str = "v1", secret_key: str | None = None, bucket: str | None = None, **extra: Any
+) -> str:
     from airflow_provider_cos.emulator import DEMO
 
-    return json.dumps({
-        "conn_type": "cos",
-        "login": DEMO.secret_id,
-        "password": DEMO.secret_key if secret_key is None else secret_key,
-        "host": url,
-        "extra": {"app_id": DEMO.appid, "bucket": bucket or DEMO.bucket, "api_version": api_version,
-                  **TEST_EXTRA, **extra},
-    })
+    return json.dumps(
+        {
+            "conn_type": "cos",
+            "login": DEMO.secret_id,
+            "password": DEMO.secret_key if secret_key is None else secret_key,
+            "host": url,
+            "extra": {
+                "app_id": DEMO.appid,
+                "bucket": bucket or DEMO.bucket,
+                "api_version": api_version,
+                **TEST_EXTRA,
+                **extra,
+            },
+        }
+    )
 
 
 @pytest.fixture
-def cos_conns(emulator: Any,  # noqa: F811
-               monkeypatch: pytest.MonkeyPatch) -> Any:
+def cos_conns(
+    emulator: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> Any:
     """``cos_default`` (v1), ``cos_v2`` and ``cos_xml`` pointing at the emulator, as AIRFLOW_CONN_* variables."""
     monkeypatch.setenv("AIRFLOW_CONN_COS_DEFAULT", conn_json(emulator.url))
     monkeypatch.setenv("AIRFLOW_CONN_COS_V2", conn_json(emulator.url, api_version="v2"))
@@ -82,8 +98,9 @@ def run_dag(dag: Any, **kwargs: Any) -> Any:
     with create_session() as session:
         DagBundlesManager().sync_bundles_to_db(session=session)
     with create_session() as session:
-        update_dag_parsing_results_in_db("dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(),
-                                         session=session)
+        update_dag_parsing_results_in_db(
+            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+        )
     return dag.test(**kwargs)
 
 

@@ -28,11 +28,7 @@ def test_provider_registers_the_cos_scheme() -> None:
 def test_cos_scheme_is_known_to_fsspec_without_importing_the_provider() -> None:
     """A DAG that only builds ObjectStoragePath("cos://...") never imports this package: the scheme comes
     from the ``fsspec.specs`` entry point of the installed distribution."""
-    code = (
-        "import sys, fsspec\n"
-        "cls = fsspec.get_filesystem_class('cos')\n"
-        "print(cls.__module__, cls.__name__)\n"
-    )
+    code = "import sys, fsspec\ncls = fsspec.get_filesystem_class('cos')\nprint(cls.__module__, cls.__name__)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["airflow_provider_cos.fs.cos", "CosFileSystem"]
 

@@ -44,8 +44,9 @@ def _no_upload_happened(emulator: Any) -> None:
         ("fifo", "/a.bin", "not a regular file"),
     ],
 )
-def test_bad_local_input_fails_before_any_request(cos_conns: Any, tmp_path: Path, local: str, cos_path: str,
-                                                  message: str) -> None:
+def test_bad_local_input_fails_before_any_request(
+    cos_conns: Any, tmp_path: Path, local: str, cos_path: str, message: str
+) -> None:
     path = {"missing": tmp_path / "nope.bin", "dir": tmp_path}.get(local, tmp_path / "f.bin")
     if local == "file":
         make_file(path, 10)
@@ -107,8 +108,9 @@ def test_unreadable_local_file_fails_before_any_request(cos_conns: Any) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def test_unknown_bucket_and_bad_credentials_fail_clearly(cos_conns: Any, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_bucket_and_bad_credentials_fail_clearly(
+    cos_conns: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = make_file(tmp_path / "f.bin", 3 * MiB)
     with pytest.raises(AirflowFailException, match=r"Bucket 'nosuchbucket' .*does not exist"):
         _op(local_path=str(src), cos_path="/d/f.bin", bucket="nosuchbucket").execute({})
@@ -186,8 +188,9 @@ class _KilledOnce(CosSliceUploadOperator):
 
 @pytest.mark.usefixtures("airflow_db")
 @pytest.mark.parametrize("conn_id", ["cos_default", "cos_v2"])
-def test_retry_resumes_the_upload(cos_conns: Any, tmp_path: Path, conn_id: str,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retry_resumes_the_upload(
+    cos_conns: Any, tmp_path: Path, conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     local_checkpoints = tmp_path / "local-checkpoints"
     monkeypatch.setenv("COS_CHECKPOINT_DIR", str(local_checkpoints))
     size = 6 * MiB
@@ -195,8 +198,15 @@ def test_retry_resumes_the_upload(cos_conns: Any, tmp_path: Path, conn_id: str,
     _KilledOnce.tries = 0
     _KilledOnce.kill_after = 3 * MiB
     with DAG(f"cos_test_resume_{conn_id}", schedule=None, start_date=START, catchup=False) as dag:
-        _KilledOnce(task_id="upload", cos_conn_id=conn_id, local_path=str(src), cos_path="/resume/big.bin",
-                    max_workers=1, retries=1, retry_delay=pendulum.duration(seconds=0))
+        _KilledOnce(
+            task_id="upload",
+            cos_conn_id=conn_id,
+            local_path=str(src),
+            cos_path="/resume/big.bin",
+            max_workers=1,
+            retries=1,
+            retry_delay=pendulum.duration(seconds=0),
+        )
     run = run_dag(dag)
     assert task_states(run) == {"upload": "success"}
     ti = run.get_task_instances()[0]
@@ -279,13 +289,16 @@ def test_xcom_link_and_asset_event(cos_conns: Any, tmp_path: Path) -> None:
 
     src = make_file(tmp_path / "s.bin", 1500)
     with DAG("cos_test_xcom", schedule=None, start_date=START, catchup=False) as dag:
-        CosSliceUploadOperator(task_id="upload", local_path=str(src), cos_path="/x/s.bin", bucket=DEMO.bucket,
-                               app_id=DEMO.appid)
+        CosSliceUploadOperator(
+            task_id="upload", local_path=str(src), cos_path="/x/s.bin", bucket=DEMO.bucket, app_id=DEMO.appid
+        )
     run = run_dag(dag)
     assert task_states(run) == {"upload": "success"}
     ti = run.get_task_instances()[0]
-    values = {key: ti.xcom_pull(task_ids="upload", key=key)
-              for key in ("return_value", "access_url", "source_url", "url", "sha1", "size", "instant")}
+    values = {
+        key: ti.xcom_pull(task_ids="upload", key=key)
+        for key in ("return_value", "access_url", "source_url", "url", "sha1", "size", "instant")
+    }
     assert values["return_value"] == f"/{DEMO.appid}/{DEMO.bucket}/x/s.bin"
     assert values["size"] == 1500 and len(values["sha1"]) == 40 and values["instant"] is False
     assert values["access_url"] and values["source_url"] and values["url"]

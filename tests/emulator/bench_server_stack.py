@@ -19,7 +19,7 @@ import time
 
 import requests
 
-STDLIB = r'''
+STDLIB = r"""
 import socket, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 GOOD = sys.argv[1] == "good"
@@ -50,9 +50,9 @@ class S(ThreadingHTTPServer):
 s = S(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
-'''
+"""
 
-UVICORN = r'''
+UVICORN = r"""
 import socket, uvicorn
 async def app(scope, receive, send):
     if scope["type"] != "http":
@@ -69,7 +69,7 @@ sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(128)
 print(sock.getsockname()[1], flush=True)
 config = uvicorn.Config(app, log_level="warning", access_log=False)
 uvicorn.Server(config).run(sockets=[sock])
-'''
+"""
 
 
 def _spawn(code: str, *args: str) -> tuple[subprocess.Popen[str], int]:
@@ -97,8 +97,11 @@ def _bench_emulator(n_big: int = 150, n_small: int = 300) -> tuple[float, float]
     from tests.emulator.client import Client
 
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen([sys.executable, "-m", "airflow_provider_cos.emulator", "--port", "0",
-                                 "--data-dir", tmp], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow_provider_cos.emulator", "--port", "0", "--data-dir", tmp],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
         try:
@@ -126,13 +129,23 @@ def _bench_emulator(n_big: int = 150, n_small: int = 300) -> tuple[float, float]
 def main() -> None:
     print(f"cpus={os.cpu_count()} python={sys.version.split()[0]}")
     rows = []
-    for name, code, args in (("stdlib, tuned (HTTP/1.1, NODELAY, one write)", STDLIB, ("good",)),
-                             ("stdlib, stock write pattern", STDLIB, ("stock",)),
-                             ("uvicorn (httptools/uvloop), raw ASGI", UVICORN, ())):
+    for name, code, args in (
+        ("stdlib, tuned (HTTP/1.1, NODELAY, one write)", STDLIB, ("good",)),
+        ("stdlib, stock write pattern", STDLIB, ("stock",)),
+        ("uvicorn (httptools/uvloop), raw ASGI", UVICORN, ()),
+    ):
         proc, port = _spawn(code, *args)
         try:
-            rows.append((name, *_bench(f"http://127.0.0.1:{port}/x", n_big=40 if "stock" in name else 150,
-                                       n_small=40 if "stock" in name else 300)))
+            rows.append(
+                (
+                    name,
+                    *_bench(
+                        f"http://127.0.0.1:{port}/x",
+                        n_big=40 if "stock" in name else 150,
+                        n_small=40 if "stock" in name else 300,
+                    ),
+                )
+            )
         finally:
             proc.terminate()
             proc.wait()

@@ -39,8 +39,15 @@ class Client:
             return self.signer.once(self.bucket.appid, self.bucket.bucket, self.target.fileid(req.path))
         return self.signer.multi(self.bucket.appid, self.bucket.bucket)
 
-    def send(self, req: CosRequest, data: bytes | None = None, *, signature: str | None = None,
-             headers: dict[str, str] | None = None, timeout: float = 30) -> requests.Response:
+    def send(
+        self,
+        req: CosRequest,
+        data: bytes | None = None,
+        *,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> requests.Response:
         http = encode_request(self.target, req, signature if signature is not None else self.sign_for(req), data)
         merged = dict(http.headers)
         if headers:
@@ -82,14 +89,16 @@ class Client:
             sha, up = hash_parts(data, slice_size)
         else:
             sha, up = sha1(data), []
-        req = self.d.prepare_slice_init(path, filesize=len(data), sha=sha, slice_size=slice_size,
-                                        uploadparts=up if parts else None, **kw)
+        req = self.d.prepare_slice_init(
+            path, filesize=len(data), sha=sha, slice_size=slice_size, uploadparts=up if parts else None, **kw
+        )
         resp = self.send(req)
         return self.d.process_slice_init(resp.status_code, resp.content, path=path)
 
     def put_slice(self, path: str, session: str, offset: int, chunk: bytes, sha: str | None = None) -> Any:
-        resp = self.send(self.d.prepare_slice_data(path, session=session, offset=offset, length=len(chunk),
-                                                   sha=sha), chunk)
+        resp = self.send(
+            self.d.prepare_slice_data(path, session=session, offset=offset, length=len(chunk), sha=sha), chunk
+        )
         return self.d.process_slice_data(resp.status_code, resp.content, path=path)
 
     def finish(self, path: str, session: str, filesize: int, sha: str | None = None) -> Any:

@@ -33,8 +33,15 @@ def _stat(client: Client, signature: str | None, path: str = "/a.txt") -> tuple[
 
 
 def _multi(**over: object) -> str:
-    args: dict[str, object] = {"secret_id": DEMO.secret_id, "secret_key": DEMO.secret_key, "appid": DEMO.appid,
-                               "bucket": DEMO.bucket, "expired": NOW + 600, "now": NOW, "rand": 12345}
+    args: dict[str, object] = {
+        "secret_id": DEMO.secret_id,
+        "secret_key": DEMO.secret_key,
+        "appid": DEMO.appid,
+        "bucket": DEMO.bucket,
+        "expired": NOW + 600,
+        "now": NOW,
+        "rand": 12345,
+    }
     args.update(over)
     return sign(**args)  # type: ignore[arg-type]
 
@@ -86,8 +93,16 @@ def test_php_field_order(client: Client) -> None:
 
 
 def _once(path: str, rand: int = 777, f: str | None = None) -> str:
-    return sign(DEMO.secret_id, DEMO.secret_key, DEMO.appid, DEMO.bucket, expired=0, now=NOW, rand=rand,
-                fileid=f if f is not None else fileid(DEMO.appid, DEMO.bucket, path))
+    return sign(
+        DEMO.secret_id,
+        DEMO.secret_key,
+        DEMO.appid,
+        DEMO.bucket,
+        expired=0,
+        now=NOW,
+        rand=rand,
+        fileid=f if f is not None else fileid(DEMO.appid, DEMO.bucket, path),
+    )
 
 
 def test_one_time_replay_and_binding(client: Client) -> None:

@@ -14,8 +14,12 @@ from tests.emulator.client import Client
 
 
 def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_provider_cos.emulator", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_cos.emulator", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     return proc, line
@@ -32,8 +36,22 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 def test_cli_with_flags(tmp_path: Path) -> None:
     creds = BucketConfig("1250000099", "clibucket", "AKIDcliTestIdNotReal0000000000000000", "cli-test-key")
-    proc, line = _start(["--port", "0", "--data-dir", str(tmp_path), "--appid", creds.appid, "--bucket",
-                         creds.bucket, "--secret-id", creds.secret_id, "--secret-key", creds.secret_key])
+    proc, line = _start(
+        [
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            "--appid",
+            creds.appid,
+            "--bucket",
+            creds.bucket,
+            "--secret-id",
+            creds.secret_id,
+            "--secret-key",
+            creds.secret_key,
+        ]
+    )
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+\n", line), line
         url = line.strip()
@@ -59,10 +77,12 @@ def test_cli_defaults_use_demo_credentials() -> None:
 
 
 def test_emulator_imports_neither_transfer_nor_airflow() -> None:
-    code = ("import sys, airflow_provider_cos.emulator, airflow_provider_cos.emulator.__main__\n"
-            "bad = [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')"
-            " or m.startswith('airflow_provider_cos.transfer')]\n"
-            "assert not bad, bad\n")
+    code = (
+        "import sys, airflow_provider_cos.emulator, airflow_provider_cos.emulator.__main__\n"
+        "bad = [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')"
+        " or m.startswith('airflow_provider_cos.transfer')]\n"
+        "assert not bad, bad\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -75,8 +95,12 @@ def test_a_busy_explicit_port_is_an_error_not_another_port(tmp_path: Path) -> No
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "airflow_provider_cos.emulator", "--port", str(port)],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "airflow_provider_cos.emulator", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 2
         assert out.stdout == ""  # no URL line: nothing is listening for the caller
         assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
@@ -91,8 +115,12 @@ def test_a_busy_explicit_port_is_an_error_not_another_port(tmp_path: Path) -> No
 
 
 def test_bad_flags_get_one_line_errors() -> None:
-    out = subprocess.run([sys.executable, "-m", "airflow_provider_cos.emulator", "--port", "0", "--appid", "abc"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_cos.emulator", "--port", "0", "--appid", "abc"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "app_id must be a decimal number, got 'abc'" in out.stderr
     assert "Traceback" not in out.stderr
@@ -114,6 +142,10 @@ def test_startup_says_how_to_address_the_xml_api(tmp_path: Path) -> None:
         assert Client(url, "v1").stat("/cli.txt").filesize == 3
     finally:
         _stop(proc)
-    out = subprocess.run([sys.executable, "-m", "airflow_provider_cos.emulator", "--region", "not a region"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_cos.emulator", "--region", "not a region"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "region must look like ap-guangzhou" in out.stderr

@@ -48,8 +48,9 @@ def test_status_plain_text(v2: Client, emulator: CosEmulator) -> None:
         v2.d.process_stat(resp.status_code, resp.content, path="/x")
 
 
-@pytest.mark.parametrize(("code", "exc"), [(-71, CosThrottledError), (-4019, CosUnfinishedUploadError),
-                                           (-181, CosServerError)])
+@pytest.mark.parametrize(
+    ("code", "exc"), [(-71, CosThrottledError), (-4019, CosUnfinishedUploadError), (-181, CosServerError)]
+)
 def test_cos_code(v2: Client, emulator: CosEmulator, code: int, exc: type[Exception]) -> None:
     emulator.add_fault(FaultRule(op="upload", code=code))
     with pytest.raises(exc) as err:
@@ -138,8 +139,7 @@ def test_control_endpoints(v2: Client, emulator: CosEmulator) -> None:
     assert bad.status_code == 400
     bad = requests.post(base + "/faults", data="{not json", timeout=10)
     assert bad.status_code == 400
-    resp = requests.post(base + "/settings", data=json.dumps({"slice_size": 524288, "serial_upload": True}),
-                         timeout=10)
+    resp = requests.post(base + "/settings", data=json.dumps({"slice_size": 524288, "serial_upload": True}), timeout=10)
     assert resp.json()["data"]["slice_size"] == 524288
     res = v2.init("/s.bin", payload(2 * MiB))
     assert res.slice_size == 524288 and res.serial_upload

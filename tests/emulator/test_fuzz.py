@@ -43,8 +43,15 @@ def test_mutated_requests_never_500(emulator: CosEmulator) -> None:
     for fields, data in (
         ([("op", "upload_slice_data"), ("session", session), ("offset", "0")], b"y" * 3000),
         ([("op", "upload"), ("insertOnly", "0"), ("sha", "a" * 40)], b"z" * 500),
-        ([("op", "upload_slice_init"), ("filesize", "5000"), ("slice_size", "1048576"),
-          ("uploadparts", json.dumps([{"offset": 0, "datalen": 5000, "datasha": "b" * 40}]))], None),
+        (
+            [
+                ("op", "upload_slice_init"),
+                ("filesize", "5000"),
+                ("slice_size", "1048576"),
+                ("uploadparts", json.dumps([{"offset": 0, "datalen": 5000, "datasha": "b" * 40}])),
+            ],
+            None,
+        ),
         ([("op", "upload_slice_finish"), ("session", session), ("filesize", "1048576")], None),
     ):
         form = encode_form(fields, "filecontent" if data is not None else None)

@@ -156,17 +156,23 @@ def test_case_insensitive_field_names(emulator: CosEmulator) -> None:
     data = payload(2 << 20, seed=3)
     # fileContent / insertOnly / OP spelled in other cases, fileSize on finish (NET4)
     form = encode_form([("OP", "upload"), ("InsertOnly", "0")], "fileContent")
-    resp = client.http.post(client.target.url("/cased.bin"), data=form.body(data[:1000]),
-                            headers={"Authorization": client.sign_for(client.d.prepare_stat("/x")),
-                                     "Content-Type": form.content_type})
+    resp = client.http.post(
+        client.target.url("/cased.bin"),
+        data=form.body(data[:1000]),
+        headers={"Authorization": client.sign_for(client.d.prepare_stat("/x")), "Content-Type": form.content_type},
+    )
     assert resp.json()["code"] == 0, resp.text
     assert stored_bytes(emulator.data_dir, "/cased.bin") == data[:1000]
     res = client.init("/cased2.bin", data)
     for off in (0, 1 << 20):
         client.put_slice("/cased2.bin", res.session, off, data[off : off + (1 << 20)])
-    req = CosRequest("upload_slice_finish", "POST", "/cased2.bin",
-                     fields=(("op", "upload_slice_finish"), ("session", res.session), ("fileSize", str(len(data)))),
-                     body_format="multipart")
+    req = CosRequest(
+        "upload_slice_finish",
+        "POST",
+        "/cased2.bin",
+        fields=(("op", "upload_slice_finish"), ("session", res.session), ("fileSize", str(len(data)))),
+        body_format="multipart",
+    )
     assert client.envelope(req)[1]["code"] == 0
     assert stored_bytes(emulator.data_dir, "/cased2.bin") == data
 
@@ -174,35 +180,53 @@ def test_case_insensitive_field_names(emulator: CosEmulator) -> None:
 def test_json_and_multipart_bodies_for_every_post_op(emulator: CosEmulator) -> None:
     client = Client(emulator.url, "v2")
     # create with multipart, delete with multipart, create with JSON, list slices with JSON
-    assert client.envelope(CosRequest("create", "POST", "/m/", fields=(("op", "create"),),
-                                      body_format="multipart"))[1]["code"] == 0
-    once = CosRequest("delete", "POST", "/m/", fields=(("op", "delete"),), body_format="multipart",
-                      signature="once")
+    assert (
+        client.envelope(CosRequest("create", "POST", "/m/", fields=(("op", "create"),), body_format="multipart"))[1][
+            "code"
+        ]
+        == 0
+    )
+    once = CosRequest("delete", "POST", "/m/", fields=(("op", "delete"),), body_format="multipart", signature="once")
     assert client.envelope(once)[1]["code"] == 0
-    assert client.envelope(CosRequest("create", "POST", "/j/", fields=(("op", "create"), ("biz_attr", "b")),
-                                      body_format="json"))[1]["code"] == 0
+    assert (
+        client.envelope(
+            CosRequest("create", "POST", "/j/", fields=(("op", "create"), ("biz_attr", "b")), body_format="json")
+        )[1]["code"]
+        == 0
+    )
     assert client.stat("/j/").biz_attr == "b"
     data = payload(1 << 20)
-    init_json = CosRequest("upload_slice_init", "POST", "/j/x.bin",
-                           fields=(("op", "upload_slice_init"), ("filesize", str(len(data))),
-                                   ("slice_size", str(512 * 1024))), body_format="json")
+    init_json = CosRequest(
+        "upload_slice_init",
+        "POST",
+        "/j/x.bin",
+        fields=(("op", "upload_slice_init"), ("filesize", str(len(data))), ("slice_size", str(512 * 1024))),
+        body_format="json",
+    )
     status, env = client.envelope(init_json)
     assert status == 200 and env["data"]["slice_size"] == 512 * 1024
-    status, env = client.envelope(CosRequest("upload_slice_list", "POST", "/j/x.bin",
-                                             fields=(("op", "upload_slice_list"),), body_format="json"))
+    status, env = client.envelope(
+        CosRequest("upload_slice_list", "POST", "/j/x.bin", fields=(("op", "upload_slice_list"),), body_format="json")
+    )
     assert env["data"]["filesize"] == len(data)
     # url-encoded form body too
-    resp = client.http.post(client.target.url("/u/"), data="op=create",
-                            headers={"Authorization": client.signer.multi(DEMO.appid, DEMO.bucket),
-                                     "Content-Type": "application/x-www-form-urlencoded"})
+    resp = client.http.post(
+        client.target.url("/u/"),
+        data="op=create",
+        headers={
+            "Authorization": client.signer.multi(DEMO.appid, DEMO.bucket),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
     assert resp.json()["code"] == 0
 
 
 def test_update_biz_attr(emulator: CosEmulator) -> None:
     client = Client(emulator.url, "v2")
     client.upload("/u.txt", b"u")
-    req = CosRequest("update", "POST", "/u.txt", fields=(("op", "update"), ("biz_attr", "new")),
-                     body_format="json", signature="once")
+    req = CosRequest(
+        "update", "POST", "/u.txt", fields=(("op", "update"), ("biz_attr", "new")), body_format="json", signature="once"
+    )
     assert client.envelope(req)[1]["code"] == 0
     assert client.stat("/u.txt").biz_attr == "new"
 
@@ -216,8 +240,9 @@ def test_error_envelope_shape_and_status(client: Client) -> None:
 
 
 def test_unknown_bucket(emulator: CosEmulator) -> None:
-    resp = requests.get(f"{emulator.url}/files/v2/{DEMO.appid}/otherbucket/a?op=stat",
-                        headers={"Authorization": "x"}, timeout=10)
+    resp = requests.get(
+        f"{emulator.url}/files/v2/{DEMO.appid}/otherbucket/a?op=stat", headers={"Authorization": "x"}, timeout=10
+    )
     assert resp.status_code == 400 and resp.json()["code"] == -133
 
 
@@ -257,8 +282,11 @@ def test_invalid_requests_are_not_retryable(client: Client) -> None:
 def test_op_in_query_string_for_post(emulator: CosEmulator) -> None:
     client = Client(emulator.url, "v2")
     form = encode_form([("sha", sha1(b"q-body"))], "filecontent")
-    resp = client.http.post(client.target.url("/q.txt") + "?op=upload", data=form.body(b"q-body"), timeout=10,
-                            headers={"Authorization": client.signer.multi(DEMO.appid, DEMO.bucket),
-                                     "Content-Type": form.content_type})
+    resp = client.http.post(
+        client.target.url("/q.txt") + "?op=upload",
+        data=form.body(b"q-body"),
+        timeout=10,
+        headers={"Authorization": client.signer.multi(DEMO.appid, DEMO.bucket), "Content-Type": form.content_type},
+    )
     assert resp.json()["code"] == 0, resp.text
     assert stored_bytes(emulator.data_dir, "/q.txt") == b"q-body"

@@ -32,13 +32,17 @@ def _assert_4xx_envelope(resp: requests.Response) -> dict[str, object]:
 
 def _post(v2: Client, path_raw: str, body: bytes, content_type: str, sig: str | None = None) -> requests.Response:
     url = f"{v2.base_url}/files/v2/{DEMO.appid}/{DEMO.bucket}{path_raw}"
-    return v2.http.post(url, data=body, timeout=10, headers={
-        "Authorization": sig or v2.signer.multi(DEMO.appid, DEMO.bucket), "Content-Type": content_type})
+    return v2.http.post(
+        url,
+        data=body,
+        timeout=10,
+        headers={"Authorization": sig or v2.signer.multi(DEMO.appid, DEMO.bucket), "Content-Type": content_type},
+    )
 
 
 MALFORMED = [
     (b"garbage without boundary", "multipart/form-data; boundary=xyz"),
-    (b"--xyz\r\nContent-Disposition: form-data; name=\"op\"\r\n\r\nupload", "multipart/form-data; boundary=xyz"),
+    (b'--xyz\r\nContent-Disposition: form-data; name="op"\r\n\r\nupload', "multipart/form-data; boundary=xyz"),
     (b"--xyz\r\n\r\nno headers\r\n--xyz--\r\n", "multipart/form-data; boundary=xyz"),
     (b"--xyz\r\nX: y\r\n\r\nv\r\n--xyz--\r\n", "multipart/form-data; boundary=xyz"),
     (b"anything", "multipart/form-data"),
@@ -55,21 +59,24 @@ def test_malformed_bodies(v2: Client, body: bytes, ctype: str) -> None:
     assert v2.stat("/d/").is_folder  # still serving
 
 
-@pytest.mark.parametrize("fields", [
-    [("op", "upload_slice_init")],                                  # no filesize
-    [("op", "upload_slice_init"), ("filesize", "-5")],
-    [("op", "upload_slice_init"), ("filesize", "abc")],
-    [("op", "upload_slice_init"), ("filesize", "99999999999999999999999")],
-    [("op", "upload_slice_init"), ("filesize", "10"), ("sha", "zz")],
-    [("op", "upload_slice_init"), ("filesize", "10"), ("uploadparts", "{not json")],
-    [("op", "upload_slice_init"), ("filesize", "10"), ("uploadparts", '[{"offset":5}]')],
-    [("op", "upload_slice_init"), ("filesize", "10"), ("slice_size", "-1")],
-    [("op", "upload_slice_data"), ("session", "nope"), ("offset", "0")],
-    [("op", "upload_slice_data")],
-    [("op", "upload_slice_finish"), ("session", "nope"), ("filesize", "1")],
-    [("op", "upload_slice_finish")],
-    [("op", "upload")],                                             # no filecontent
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("op", "upload_slice_init")],  # no filesize
+        [("op", "upload_slice_init"), ("filesize", "-5")],
+        [("op", "upload_slice_init"), ("filesize", "abc")],
+        [("op", "upload_slice_init"), ("filesize", "99999999999999999999999")],
+        [("op", "upload_slice_init"), ("filesize", "10"), ("sha", "zz")],
+        [("op", "upload_slice_init"), ("filesize", "10"), ("uploadparts", "{not json")],
+        [("op", "upload_slice_init"), ("filesize", "10"), ("uploadparts", '[{"offset":5}]')],
+        [("op", "upload_slice_init"), ("filesize", "10"), ("slice_size", "-1")],
+        [("op", "upload_slice_data"), ("session", "nope"), ("offset", "0")],
+        [("op", "upload_slice_data")],
+        [("op", "upload_slice_finish"), ("session", "nope"), ("filesize", "1")],
+        [("op", "upload_slice_finish")],
+        [("op", "upload")],  # no filecontent
+    ],
+)
 def test_missing_and_bad_fields(v2: Client, fields: list[tuple[str, str]]) -> None:
     form = encode_form(fields)
     _assert_4xx_envelope(_post(v2, "/d/x.bin", form.body(), form.content_type))
@@ -78,28 +85,48 @@ def test_missing_and_bad_fields(v2: Client, fields: list[tuple[str, str]]) -> No
 def test_huge_offsets_and_bad_offsets(v2: Client) -> None:
     res = v2.init("/d/o.bin", payload(2 * MiB))
     for offset in ("99999999999999999999999999", "-1", "1e3", "", "0x10", " "):
-        form = encode_form([("op", "upload_slice_data"), ("session", res.session), ("offset", offset)],
-                           "filecontent")
+        form = encode_form([("op", "upload_slice_data"), ("session", res.session), ("offset", offset)], "filecontent")
         _assert_4xx_envelope(_post(v2, "/d/o.bin", form.body(b"x" * 10), form.content_type))
 
 
-@pytest.mark.parametrize("raw_path", [
-    "/d/../../etc/passwd", "/d/%2e%2e/%2e%2e/x", "/%2E%2E/x", "/d%2F..%2Fx", "/d/a%00b", "/d/%ff%fe",
-    "/d/a%5cb", "/d//x", "/d/./x", "/d/a*b", "/d/a%0ab",
-])
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/d/../../etc/passwd",
+        "/d/%2e%2e/%2e%2e/x",
+        "/%2E%2E/x",
+        "/d%2F..%2Fx",
+        "/d/a%00b",
+        "/d/%ff%fe",
+        "/d/a%5cb",
+        "/d//x",
+        "/d/./x",
+        "/d/a*b",
+        "/d/a%0ab",
+    ],
+)
 def test_path_traversal_and_illegal_paths(v2: Client, emulator: CosEmulator, raw_path: str) -> None:
     form = encode_form([("op", "upload")], "filecontent")
     body = form.body(b"evil")
     sig = v2.signer.multi(DEMO.appid, DEMO.bucket)
     # raw sockets: requests would fold a literal '..' or '.' segment before sending
-    answer = raw_http(emulator.url, (
-        f"POST /files/v2/{DEMO.appid}/{DEMO.bucket}{raw_path} HTTP/1.1\r\nHost: x\r\nAuthorization: {sig}\r\n"
-        f"Content-Type: {form.content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body)
+    answer = raw_http(
+        emulator.url,
+        (
+            f"POST /files/v2/{DEMO.appid}/{DEMO.bucket}{raw_path} HTTP/1.1\r\nHost: x\r\nAuthorization: {sig}\r\n"
+            f"Content-Type: {form.content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        + body,
+    )
     assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
     assert b'"code":-180' in answer or b'"code":-166' in answer, answer
-    answer = raw_http(emulator.url, (f"GET /files/v2/{DEMO.appid}/{DEMO.bucket}{raw_path}?op=stat HTTP/1.1\r\n"
-                                     f"Host: x\r\nAuthorization: {sig}\r\nConnection: close\r\n\r\n").encode())
+    answer = raw_http(
+        emulator.url,
+        (
+            f"GET /files/v2/{DEMO.appid}/{DEMO.bucket}{raw_path}?op=stat HTTP/1.1\r\n"
+            f"Host: x\r\nAuthorization: {sig}\r\nConnection: close\r\n\r\n"
+        ).encode(),
+    )
     assert answer.startswith(b"HTTP/1.1 4") and b'"code":-1' in answer
     # nothing was written anywhere
     blobs = [p for p in emulator.data_dir.rglob("blobs/*") if p.is_file()]
@@ -119,23 +146,29 @@ def test_bad_signature_base64_and_unknown_routes(v2: Client) -> None:
 
 
 def test_wrong_method_and_bad_content_length(v2: Client, emulator: CosEmulator) -> None:
-    resp = v2.http.get(v2.target.url("/d/x") + "?op=upload",
-                       headers={"Authorization": v2.signer.multi(DEMO.appid, DEMO.bucket)}, timeout=10)
+    resp = v2.http.get(
+        v2.target.url("/d/x") + "?op=upload",
+        headers={"Authorization": v2.signer.multi(DEMO.appid, DEMO.bucket)},
+        timeout=10,
+    )
     _assert_4xx_envelope(resp)
     answer = raw_http(emulator.url, b"POST /files/v2/1/b/x HTTP/1.1\r\nHost: x\r\nContent-Length: -4\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
     answer = raw_http(emulator.url, b"POST /files/v2/1/b/x HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
-    answer = raw_http(emulator.url, b"POST /files/v2/1/b/x HTTP/1.1\r\nHost: x\r\n"
-                                    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+    answer = raw_http(
+        emulator.url, b"POST /files/v2/1/b/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    )
     assert answer.startswith(b"HTTP/1.1 400")
     assert v2.stat("/d/").is_folder
 
 
 def test_absolute_form_request_line(v2: Client, emulator: CosEmulator) -> None:
     sig = v2.signer.multi(DEMO.appid, DEMO.bucket)
-    request = (f"GET http://gz.file.myqcloud.com/files/v2/{DEMO.appid}/{DEMO.bucket}/d/?op=stat HTTP/1.1\r\n"
-               f"Host: gz.file.myqcloud.com\r\nAuthorization: {sig}\r\nConnection: close\r\n\r\n").encode()
+    request = (
+        f"GET http://gz.file.myqcloud.com/files/v2/{DEMO.appid}/{DEMO.bucket}/d/?op=stat HTTP/1.1\r\n"
+        f"Host: gz.file.myqcloud.com\r\nAuthorization: {sig}\r\nConnection: close\r\n\r\n"
+    ).encode()
     answer = raw_http(emulator.url, request)
     assert answer.startswith(b"HTTP/1.1 200") and b'"code":0' in answer
 
@@ -149,9 +182,12 @@ def test_chunked_request_body(v2: Client, emulator: CosEmulator) -> None:
         for i in range(0, len(body), 100_000):
             yield body[i : i + 100_000]
 
-    resp = v2.http.post(v2.target.url("/d/chunked.bin"), data=chunks(), timeout=10,
-                        headers={"Authorization": v2.signer.multi(DEMO.appid, DEMO.bucket),
-                                 "Content-Type": form.content_type})
+    resp = v2.http.post(
+        v2.target.url("/d/chunked.bin"),
+        data=chunks(),
+        timeout=10,
+        headers={"Authorization": v2.signer.multi(DEMO.appid, DEMO.bucket), "Content-Type": form.content_type},
+    )
     assert resp.json()["code"] == 0, resp.text
     assert stored_bytes(emulator.data_dir, "/d/chunked.bin") == data
 
@@ -190,8 +226,11 @@ def test_access_log_has_no_secrets(v2: Client, caplog: pytest.LogCaptureFixture)
 def test_server_survives_client_disconnects(v2: Client, emulator: CosEmulator) -> None:
     import socket
 
-    for partial in (b"POST /files/v2/1250000000/examplebucket/d/x HTTP/1.1\r\nContent-Length: 1000\r\n\r\nabc",
-                    b"GET /files/v2/1250000000/exam", b"\x00\x01\x02 garbage\r\n\r\n"):
+    for partial in (
+        b"POST /files/v2/1250000000/examplebucket/d/x HTTP/1.1\r\nContent-Length: 1000\r\n\r\nabc",
+        b"GET /files/v2/1250000000/exam",
+        b"\x00\x01\x02 garbage\r\n\r\n",
+    ):
         with socket.create_connection(("127.0.0.1", emulator.port), timeout=10) as sock:
             sock.sendall(partial)
             sock.shutdown(socket.SHUT_WR)  # the client goes away mid-request

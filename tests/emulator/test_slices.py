@@ -166,8 +166,15 @@ def test_offset_and_length_validation(emulator: CosEmulator, api: str) -> None:
     client = Client(emulator.url, api)
     data = payload(2 * MiB + 10, seed=41)
     res = client.init("/o.bin", data)
-    cases = [(1, data[:MiB]), (MiB, data[:100]), (2 * MiB, data[:11]), (3 * MiB, data[:10]),
-             (-MiB, data[:MiB]), (10**18, data[:10]), (0, data[: MiB + 1])]
+    cases = [
+        (1, data[:MiB]),
+        (MiB, data[:100]),
+        (2 * MiB, data[:11]),
+        (3 * MiB, data[:10]),
+        (-MiB, data[:MiB]),
+        (10**18, data[:10]),
+        (0, data[: MiB + 1]),
+    ]
     for offset, chunk in cases:
         with pytest.raises(CosSessionError) as err:
             client.put_slice("/o.bin", res.session, offset, chunk)
@@ -175,11 +182,19 @@ def test_offset_and_length_validation(emulator: CosEmulator, api: str) -> None:
     with pytest.raises(CosSessionError) as unknown:
         client.put_slice("/o.bin", "no-such-session", 0, data[:MiB])
     assert unknown.value.code == -4020
-    form = CosRequest(client.d.prepare_slice_data("/o.bin", session=res.session, offset=0, length=1).op, "POST",
-                      "/o.bin", fields=(("op", client.d.prepare_slice_data("/o.bin", session="s", offset=0,
-                                                                             length=1).op),
-                                        ("session", res.session), ("offset", "12abc")),
-                      body_format="multipart", file_field="filecontent", data_len=1)
+    form = CosRequest(
+        client.d.prepare_slice_data("/o.bin", session=res.session, offset=0, length=1).op,
+        "POST",
+        "/o.bin",
+        fields=(
+            ("op", client.d.prepare_slice_data("/o.bin", session="s", offset=0, length=1).op),
+            ("session", res.session),
+            ("offset", "12abc"),
+        ),
+        body_format="multipart",
+        file_field="filecontent",
+        data_len=1,
+    )
     status, env = client.envelope(form, b"x")
     assert status == 400 and env["code"] == -61
 

@@ -32,9 +32,12 @@ def test_no_airflow_below_the_glue(layer: str) -> None:
 
 
 def test_protocol_is_pure() -> None:
-    bad = [(f, m) for f, m in _imports(PKG / "protocol")
-           if m.split(".")[0] in {"requests", "socket", "urllib3", "http", "airflow_provider_cos.transfer"}
-           or (m.startswith("airflow_provider_cos.") and not m.startswith("airflow_provider_cos.protocol"))]
+    bad = [
+        (f, m)
+        for f, m in _imports(PKG / "protocol")
+        if m.split(".")[0] in {"requests", "socket", "urllib3", "http", "airflow_provider_cos.transfer"}
+        or (m.startswith("airflow_provider_cos.") and not m.startswith("airflow_provider_cos.protocol"))
+    ]
     assert bad == []
 
 

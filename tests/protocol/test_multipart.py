@@ -58,11 +58,9 @@ def test_round_trip_any_chunking(step: int) -> None:
     rng = random.Random(step)
     # binary data that contains near-boundary sequences
     data = bytes(rng.getrandbits(8) for _ in range(20000)) + b"\r\n--XYZ" + b"\r\n--XY" + os.urandom(100)
-    form = encode_form([("op", "upload"), ("biz_attr", "ünïcode")], "fileContent",
-                       boundary_factory=lambda: "XYZZY")
+    form = encode_form([("op", "upload"), ("biz_attr", "ünïcode")], "fileContent", boundary_factory=lambda: "XYZZY")
     parts = _decode(form.body(data), "XYZZY", step)
-    assert parts == [("op", None, b"upload"), ("biz_attr", None, "ünïcode".encode()),
-                     ("fileContent", "blob", data)]
+    assert parts == [("op", None, b"upload"), ("biz_attr", None, "ünïcode".encode()), ("fileContent", "blob", data)]
 
 
 def test_text_only_form_and_preamble_epilogue() -> None:

@@ -49,16 +49,24 @@ def test_dialect_for() -> None:
 
 
 def test_v1_init_request_and_answers() -> None:
-    req = V1.prepare_slice_init("/d/x.bin", filesize=3000000, sha="ab" * 20, slice_size=1 << 20, session="S1",
-                                insert_only=True, biz_attr="attr")
+    req = V1.prepare_slice_init(
+        "/d/x.bin", filesize=3000000, sha="ab" * 20, slice_size=1 << 20, session="S1", insert_only=True, biz_attr="attr"
+    )
     http = encode_request(TARGET1, req, "SIG")
     assert http.method == "POST"
     assert http.url == "http://127.0.0.1:8089/files/v1/1250000000/bkt/d/x.bin"
     assert http.headers["Authorization"] == "SIG"
     assert http.body is not None
     fields = form_fields(http.body, http.headers["Content-Type"])
-    assert fields == {"op": b"upload_slice", "filesize": b"3000000", "sha": b"ab" * 20, "slice_size": b"1048576",
-                      "biz_attr": b"attr", "session": b"S1", "insertOnly": b"1"}
+    assert fields == {
+        "op": b"upload_slice",
+        "filesize": b"3000000",
+        "sha": b"ab" * 20,
+        "slice_size": b"1048576",
+        "biz_attr": b"attr",
+        "session": b"S1",
+        "insertOnly": b"1",
+    }
     got = V1.process_slice_init(200, env(data={"session": "S1", "offset": 2097152, "slice_size": 1048576}))
     assert got == SliceSession(session="S1", slice_size=1048576, offset=2097152)
     instant = V1.process_slice_init(200, env(data=URLS))
@@ -86,8 +94,9 @@ def test_encode_request_head_frames_exactly_the_bytes_of_encode_request(dialect:
     assert isinstance(dialect, Dialect)
     target = TARGET1 if dialect is V1 else TARGET2
     data = bytes(range(256)) * 40 + b"\r\n--B--\r\n"
-    req = dialect.prepare_slice_data("/d/x y.bin", session="S", offset=1048576, length=len(data),
-                                     sha=None if dialect is V1 else "ab" * 20)
+    req = dialect.prepare_slice_data(
+        "/d/x y.bin", session="S", offset=1048576, length=len(data), sha=None if dialect is V1 else "ab" * 20
+    )
     whole = encode_request(target, req, "SIG", data, boundary_factory=lambda: "B0UND")
     head, form = encode_request_head(target, req, "SIG", boundary_factory=lambda: "B0UND")
     assert head.body is None
@@ -102,8 +111,7 @@ def test_encode_request_head_needs_a_binary_part() -> None:
     with pytest.raises(ValueError, match="file field"):
         encode_request_head(TARGET2, V2.prepare_stat("/a"), "SIG")
     with pytest.raises(ValueError, match="file field"):
-        encode_request_head(TARGET2, V2.prepare_slice_finish("/x.bin", session="S", filesize=10, sha="cc" * 20),
-                            "SIG")
+        encode_request_head(TARGET2, V2.prepare_slice_finish("/x.bin", session="S", filesize=10, sha="cc" * 20), "SIG")
 
 
 def test_encode_request_checks_data_length() -> None:
@@ -140,14 +148,24 @@ def test_v2_data_finish_list() -> None:
     assert fin.body is not None
     assert form_fields(fin.body, fin.headers["Content-Type"])["op"] == b"upload_slice_finish"
     assert V2.process_slice_finish(200, env(data=URLS)).url == "http://u"
-    listing = V2.process_slice_list(200, env(data={
-        "session": "S", "filesize": 3, "slice_size": 1, "sha": "dd_x",
-        "listparts": [{"offset": 2, "datalen": 1}, {"offset": 0, "datalen": 1}]}))
+    listing = V2.process_slice_list(
+        200,
+        env(
+            data={
+                "session": "S",
+                "filesize": 3,
+                "slice_size": 1,
+                "sha": "dd_x",
+                "listparts": [{"offset": 2, "datalen": 1}, {"offset": 0, "datalen": 1}],
+            }
+        ),
+    )
     assert isinstance(listing, SliceSession)
     assert [p.offset for p in listing.received] == [0, 2]
     assert listing.sha == "dd" and listing.filesize == 3
-    as_string = V2.process_slice_list(200, env(data={"session": "S", "slice_size": 1,
-                                                     "listparts": json.dumps([{"offset": 0, "datalen": 1}])}))
+    as_string = V2.process_slice_list(
+        200, env(data={"session": "S", "slice_size": 1, "listparts": json.dumps([{"offset": 0, "datalen": 1}])})
+    )
     assert isinstance(as_string, SliceSession) and len(as_string.received) == 1
     assert isinstance(V2.process_slice_list(200, env(data=URLS)), InstantUpload)
     with pytest.raises(errors.CosNotFoundError):
@@ -157,8 +175,20 @@ def test_v2_data_finish_list() -> None:
 def test_common_ops() -> None:
     stat = encode_request(TARGET2, V2.prepare_stat("/a b.txt"), "SIG")
     assert stat.method == "GET" and stat.url.endswith("/a%20b.txt?op=stat") and stat.body is None
-    info = V2.process_stat(200, env(data={"name": "a b.txt", "filesize": 10, "filelen": 4, "sha": "x",
-                                          "ctime": "1700000000", "mtime": 1700000001}), path="/a b.txt")
+    info = V2.process_stat(
+        200,
+        env(
+            data={
+                "name": "a b.txt",
+                "filesize": 10,
+                "filelen": 4,
+                "sha": "x",
+                "ctime": "1700000000",
+                "mtime": 1700000001,
+            }
+        ),
+        path="/a b.txt",
+    )
     assert not info.complete and info.filelen == 4 and info.ctime == 1700000000 and not info.is_folder
     folder = V2.process_stat(200, env(data={"biz_attr": "", "ctime": "1"}), path="/d/")
     assert folder.is_folder and not folder.complete
@@ -180,8 +210,16 @@ def test_common_ops() -> None:
 
     lst = encode_request(TARGET2, V2.prepare_list("/d/", num=2, context="c1", prefix="pre"), "SIG")
     assert lst.url.endswith("/bkt/d/pre?op=list&num=2&context=c1")
-    page = V2.process_list(200, env(data={"context": "c2", "listover": False,
-                                          "infos": [{"name": "f", "filesize": 1, "filelen": 1}, {"name": "sub"}]}))
+    page = V2.process_list(
+        200,
+        env(
+            data={
+                "context": "c2",
+                "listover": False,
+                "infos": [{"name": "f", "filesize": 1, "filelen": 1}, {"name": "sub"}],
+            }
+        ),
+    )
     assert page.context == "c2" and not page.listover and page.infos[0].complete and page.infos[1].is_folder
     with pytest.raises(errors.CosPathError):
         V2.prepare_list("/d/", prefix="a/b")
@@ -262,6 +300,12 @@ def test_v2_init_ignores_a_session_field() -> None:
     """Only v1 resumes by sending ``session`` to init; v2 lists the session instead."""
     req = V2.prepare_slice_init("/x.bin", filesize=10, sha="ab" * 20, slice_size=1 << 20, session="S1")
     assert "session" not in dict(req.fields)
-    req1 = V1.prepare_slice_init("/x.bin", filesize=10, sha="ab" * 20, slice_size=1 << 20, session="S1",
-                                 uploadparts=[UploadPart(0, 10, "ab" * 20)])
+    req1 = V1.prepare_slice_init(
+        "/x.bin",
+        filesize=10,
+        sha="ab" * 20,
+        slice_size=1 << 20,
+        session="S1",
+        uploadparts=[UploadPart(0, 10, "ab" * 20)],
+    )
     assert dict(req1.fields)["session"] == "S1" and "uploadparts" not in dict(req1.fields)

@@ -66,16 +66,24 @@ def test_urls_for_both_generations() -> None:
     assert paths.default_endpoint("v2", "shanghai") == "http://sh.file.myqcloud.com"
     assert paths.default_endpoint("v2", "ap-beijing") == "http://ap-beijing.file.myqcloud.com"
     assert paths.default_endpoint("v2", None, https=True) == "https://gz.file.myqcloud.com"
-    assert (paths.resource_url("http://127.0.0.1:8089/", "v2", "1250000000", "bkt", "/a b/c.txt")
-            == "http://127.0.0.1:8089/files/v2/1250000000/bkt/a%20b/c.txt")
+    assert (
+        paths.resource_url("http://127.0.0.1:8089/", "v2", "1250000000", "bkt", "/a b/c.txt")
+        == "http://127.0.0.1:8089/files/v2/1250000000/bkt/a%20b/c.txt"
+    )
     assert paths.api_base("http://host/files/v1", "v1") == "http://host/files/v1"
     assert paths.normalize_endpoint("127.0.0.1:9000") == "http://127.0.0.1:9000"
 
 
 @pytest.mark.parametrize(
     ("endpoint", "fragment"),
-    [("", "empty"), ("ftp://x", "http or https"), ("http://", "host"), ("http://a b", "host"),
-     ("http://x:notaport", "not a valid URL"), ("http://x/?q=1", "query")],
+    [
+        ("", "empty"),
+        ("ftp://x", "http or https"),
+        ("http://", "host"),
+        ("http://a b", "host"),
+        ("http://x:notaport", "not a valid URL"),
+        ("http://x/?q=1", "query"),
+    ],
 )
 def test_bad_endpoints(endpoint: str, fragment: str) -> None:
     with pytest.raises(CosConfigError, match=fragment):

@@ -18,8 +18,9 @@ def _gen(n: int) -> bytes:
 
 
 # The pure-Python fallback is ~1000x slower: two chunkings of it are enough.
-@pytest.mark.parametrize(("pure", "chunk"), [(False, 1 << 20), (False, 100_003), (False, 64),
-                                             (True, 1 << 20), (True, 100_003)])
+@pytest.mark.parametrize(
+    ("pure", "chunk"), [(False, 1 << 20), (False, 100_003), (False, 64), (True, 1 << 20), (True, 100_003)]
+)
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda v: f"{v['filesize']}b")
 def test_uploadparts_vectors(vector: dict, pure: bool, chunk: int) -> None:
     data = _gen(vector["filesize"])

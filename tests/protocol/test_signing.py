@@ -23,10 +23,22 @@ def _vectors() -> list[dict]:
 def test_signature_vectors(vector: dict) -> None:
     inp = vector["inputs"]
     if inp["field_order"] == "aketrfb":
-        got = signing.sign(inp["secret_id"], inp["secret_key"], inp["appid"], inp["bucket"],
-                           expired=inp["expired"], now=inp["now"], rand=inp["rand"], fileid=inp["fileid"])
-        assert signing.plaintext(inp["appid"], inp["secret_id"], inp["expired"], inp["now"], inp["rand"],
-                                 inp["fileid"], inp["bucket"]) == vector["plaintext"]
+        got = signing.sign(
+            inp["secret_id"],
+            inp["secret_key"],
+            inp["appid"],
+            inp["bucket"],
+            expired=inp["expired"],
+            now=inp["now"],
+            rand=inp["rand"],
+            fileid=inp["fileid"],
+        )
+        assert (
+            signing.plaintext(
+                inp["appid"], inp["secret_id"], inp["expired"], inp["now"], inp["rand"], inp["fileid"], inp["bucket"]
+            )
+            == vector["plaintext"]
+        )
     else:
         got = signing.sign_plaintext(inp["secret_key"], vector["plaintext"])
     assert got == vector["authorization"]
@@ -39,8 +51,13 @@ def test_signature_vectors(vector: dict) -> None:
 def test_verify_accepts_every_vector_in_any_field_order(vector: dict) -> None:
     inp = vector["inputs"]
     now = inp["now"]
-    fields = signing.verify(vector["authorization"], {inp["secret_id"]: inp["secret_key"]}.get,
-                            appid=inp["appid"], bucket=inp["bucket"], now=now)
+    fields = signing.verify(
+        vector["authorization"],
+        {inp["secret_id"]: inp["secret_key"]}.get,
+        appid=inp["appid"],
+        bucket=inp["bucket"],
+        now=now,
+    )
     assert fields.secret_id == inp["secret_id"]
     assert fields.expired == inp["expired"]
     assert fields.fileid == inp["fileid"]
@@ -101,10 +118,18 @@ def test_one_time_signature_never_expires_by_clock() -> None:
     assert fields.one_time
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "!!!notbase64", base64.b64encode(b"short").decode(),
-                                 base64.b64encode(b"x" * 20 + b"no-equals-here").decode(),
-                                 base64.b64encode(b"x" * 20 + b"a=1&b=2").decode(),
-                                 base64.b64encode(b"x" * 20 + b"\xff\xfe=1").decode()])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "   ",
+        "!!!notbase64",
+        base64.b64encode(b"short").decode(),
+        base64.b64encode(b"x" * 20 + b"no-equals-here").decode(),
+        base64.b64encode(b"x" * 20 + b"a=1&b=2").decode(),
+        base64.b64encode(b"x" * 20 + b"\xff\xfe=1").decode(),
+    ],
+)
 def test_parse_rejects_malformed(bad: str) -> None:
     with pytest.raises(CosAuthError) as err:
         signing.parse_signature(bad)
@@ -120,8 +145,9 @@ def test_tampered_plaintext_fails_hmac() -> None:
 
 
 def test_signer_uses_injected_clock_and_rand_and_hides_key() -> None:
-    signer = signing.Signer(signing.Credentials("AKIDexample", "secretkey123"), validity=300,
-                            clock=lambda: 1000.7, rand=lambda: 42)
+    signer = signing.Signer(
+        signing.Credentials("AKIDexample", "secretkey123"), validity=300, clock=lambda: 1000.7, rand=lambda: 42
+    )
     sig = signer.multi("1250000000", "bkt")
     assert sig == signing.sign("AKIDexample", "secretkey123", "1250000000", "bkt", expired=1300, now=1000, rand=42)
     once = signer.once("1250000000", "bkt", "/1250000000/bkt/x")

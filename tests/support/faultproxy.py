@@ -215,8 +215,14 @@ class FaultProxy:
         with self._lock:
             self._counter += 1
             fault = next((f for f in self._faults if f.wants(sample)), None)
-            record = RequestRecord(self._counter, request_line[0], request_line[1] if len(request_line) > 1 else "",
-                                   sample, time.monotonic(), fault=fault.action if fault else None)
+            record = RequestRecord(
+                self._counter,
+                request_line[0],
+                request_line[1] if len(request_line) > 1 else "",
+                sample,
+                time.monotonic(),
+                fault=fault.action if fault else None,
+            )
             self.records.append(record)
             self._in_flight += 1
             self.max_concurrent = max(self.max_concurrent, self._in_flight)

@@ -45,12 +45,20 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     if args.tracemalloc:
         tracemalloc.start()
-    config = TransferConfig(simple_threshold=args.threshold, slice_size=args.slice_size,
-                            max_workers=args.max_workers, connect_timeout=2, read_timeout=30,
-                            retry=RetryPolicy(max_attempts=8, backoff_base=0.05, backoff_cap=0.5),
-                            hash_chunk_size=1024 * 1024)
-    client = CosClient(target=CosTarget(args.url, args.api, DEMO.appid, DEMO.bucket),
-                       credentials=Credentials(DEMO.secret_id, DEMO.secret_key), config=config)
+    config = TransferConfig(
+        simple_threshold=args.threshold,
+        slice_size=args.slice_size,
+        max_workers=args.max_workers,
+        connect_timeout=2,
+        read_timeout=30,
+        retry=RetryPolicy(max_attempts=8, backoff_base=0.05, backoff_cap=0.5),
+        hash_chunk_size=1024 * 1024,
+    )
+    client = CosClient(
+        target=CosTarget(args.url, args.api, DEMO.appid, DEMO.bucket),
+        credentials=Credentials(DEMO.secret_id, DEMO.secret_key),
+        config=config,
+    )
     store = LocalCheckpointStore(args.checkpoint_dir) if args.checkpoint_dir else None
     try:
         result = client.upload_file(args.file, args.cos_path, checkpoint_store=store)

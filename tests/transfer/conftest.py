@@ -45,7 +45,7 @@ def write_file(path: Path, size: int, seed: int = 0) -> str:
         written = 0
         i = 0
         while written < size:
-            chunk = (block[i % 32:] + block[: i % 32] + rnd)[: min(len(block), size - written)]
+            chunk = (block[i % 32 :] + block[: i % 32] + rnd)[: min(len(block), size - written)]
             f.write(chunk)
             written += len(chunk)
             i += 1
@@ -76,8 +76,14 @@ def stored_sha1(emu: CosEmulator, cos_path: str) -> str | None:
 def make_client(emulator: CosEmulator) -> Iterator[Callable[..., CosClient]]:  # noqa: F811
     clients: list[CosClient] = []
 
-    def make(api_version: str = "v2", *, url: str | None = None, config: TransferConfig | None = None,
-             secret_key: str | None = None, **kwargs: Any) -> CosClient:
+    def make(
+        api_version: str = "v2",
+        *,
+        url: str | None = None,
+        config: TransferConfig | None = None,
+        secret_key: str | None = None,
+        **kwargs: Any,
+    ) -> CosClient:
         client = CosClient(
             target=CosTarget(url or emulator.url, api_version, DEMO.appid, DEMO.bucket),  # type: ignore[arg-type]
             credentials=Credentials(DEMO.secret_id, secret_key or DEMO.secret_key),

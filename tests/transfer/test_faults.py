@@ -47,8 +47,9 @@ def src(tmp_path: Path) -> tuple[Path, str]:
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_http_5xx_bursts(make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str,
-                         status: int) -> None:
+def test_http_5xx_bursts(
+    make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str, status: int
+) -> None:
     path, sha1 = src
     emulator.add_fault(FaultRule(op=SLICE_OP[api_version], status=status, times=3))
     client = make_client(api_version)
@@ -58,8 +59,9 @@ def test_http_5xx_bursts(make_client: Make, emulator: CosEmulator, src: tuple[Pa
     check_object(client, emulator, "/f.bin", sha1)
 
 
-def test_5xx_beyond_the_policy_is_a_typed_error(make_client: Make, emulator: CosEmulator, src: tuple[Path, str],
-                                               api_version: str) -> None:
+def test_5xx_beyond_the_policy_is_a_typed_error(
+    make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str
+) -> None:
     path, _ = src
     emulator.add_fault(FaultRule(op=SLICE_OP[api_version], status=503, times=None))
     client = make_client(api_version)
@@ -70,8 +72,9 @@ def test_5xx_beyond_the_policy_is_a_typed_error(make_client: Make, emulator: Cos
 
 
 @pytest.mark.parametrize("kind", ["garbage", "empty"])
-def test_garbage_or_empty_answers_are_retried(make_client: Make, emulator: CosEmulator, src: tuple[Path, str],
-                                              api_version: str, kind: str) -> None:
+def test_garbage_or_empty_answers_are_retried(
+    make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str, kind: str
+) -> None:
     path, sha1 = src
     emulator.add_fault(FaultRule(op=SLICE_OP[api_version], times=2, **{kind: True}))
     init_op = "upload_slice" if api_version == "v1" else "upload_slice_init"
@@ -92,8 +95,9 @@ def test_throttling_is_retried(make_client: Make, emulator: CosEmulator, src: tu
     check_object(client, emulator, "/f.bin", sha1)
 
 
-def test_dropped_connection_is_retried(make_client: Make, emulator: CosEmulator, src: tuple[Path, str],
-                                       api_version: str) -> None:
+def test_dropped_connection_is_retried(
+    make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str
+) -> None:
     path, sha1 = src
     emulator.add_fault(FaultRule(op=SLICE_OP[api_version], drop=True, times=2))
     client = make_client(api_version)
@@ -113,8 +117,9 @@ def test_expired_signature_resigned_once(make_client: Make, emulator: CosEmulato
         client.upload_file(str(path), "/g.bin")
 
 
-def test_connection_reset_mid_slice(make_client: Make, emulator: CosEmulator, src: tuple[Path, str],
-                                    api_version: str) -> None:
+def test_connection_reset_mid_slice(
+    make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str
+) -> None:
     path, sha1 = src
     with FaultProxy(emulator.url) as proxy:
         proxy.add(ProxyFault("reset", nth=2, match=b'name="filecontent"', after_bytes=200 * KiB, times=2))
@@ -127,8 +132,9 @@ def test_connection_reset_mid_slice(make_client: Make, emulator: CosEmulator, sr
         check_object(client, emulator, "/f.bin", sha1)
 
 
-def test_stalled_server_read_timeout(make_client: Make, emulator: CosEmulator, src: tuple[Path, str],
-                                     api_version: str) -> None:
+def test_stalled_server_read_timeout(
+    make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str
+) -> None:
     path, sha1 = src
     with FaultProxy(emulator.url) as proxy:
         proxy.add(ProxyFault("stall", nth=1, match=b'name="filecontent"', stall_seconds=5))
@@ -158,8 +164,7 @@ def test_server_gone_is_a_transport_error(make_client: Make, emulator: CosEmulat
     assert info.value.__cause__ is not None  # converted at the transport boundary, `from e`
 
 
-def test_session_lost_midway(make_client: Make, emulator: CosEmulator, src: tuple[Path, str],
-                             api_version: str) -> None:
+def test_session_lost_midway(make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str) -> None:
     """Someone deletes the path (discarding the open session) mid-upload: the engine re-inits and
     completes with the right content."""
     path, sha1 = src
@@ -178,8 +183,9 @@ def test_session_lost_midway(make_client: Make, emulator: CosEmulator, src: tupl
     check_object(client, emulator, "/f.bin", sha1)
 
 
-def test_v2_unfinished_upload_is_listed_and_completed(make_client: Make, emulator: CosEmulator,
-                                                      src: tuple[Path, str]) -> None:
+def test_v2_unfinished_upload_is_listed_and_completed(
+    make_client: Make, emulator: CosEmulator, src: tuple[Path, str]
+) -> None:
     """-4019 → upload_slice_list → only the missing slices → finish (no local checkpoint needed)."""
     path, sha1 = src
     emulator.add_fault(FaultRule(op="upload_slice_finish", status=400, code=-61, times=1))
@@ -195,8 +201,9 @@ def test_v2_unfinished_upload_is_listed_and_completed(make_client: Make, emulato
     check_object(second, emulator, "/f.bin", sha1)
 
 
-def test_v2_listed_session_of_other_content_is_left_alone(make_client: Make, emulator: CosEmulator,
-                                                         tmp_path: Path) -> None:
+def test_v2_listed_session_of_other_content_is_left_alone(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path
+) -> None:
     """A session of other content that this upload did not open may be another writer's live upload:
     a typed conflict naming it, never a delete (issue 7 §2). Once the path is cleared, the upload goes."""
     other = tmp_path / "other.bin"
@@ -218,8 +225,9 @@ def test_v2_listed_session_of_other_content_is_left_alone(make_client: Make, emu
     check_object(client, emulator, "/f.bin", sha1)
 
 
-def test_own_leftover_session_of_earlier_content_is_replaced(make_client: Make, emulator: CosEmulator,
-                                                            tmp_path: Path, api_version: str) -> None:
+def test_own_leftover_session_of_earlier_content_is_replaced(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path, api_version: str
+) -> None:
     """The checkpoint names the session this upload opened for the file's earlier content: that one is ours
     to replace after the file was rewritten."""
     from airflow_provider_cos.transfer import LocalCheckpointStore
@@ -238,14 +246,19 @@ def test_own_leftover_session_of_earlier_content_is_replaced(make_client: Make, 
     check_object(make_client(api_version), emulator, "/f.bin", sha1)
 
 
-def test_emulator_restarted_mid_upload(make_client: Make, emulator: CosEmulator, src: tuple[Path, str],
-                                       api_version: str) -> None:
+def test_emulator_restarted_mid_upload(
+    make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str
+) -> None:
     path, sha1 = src
     emulator.add_fault(FaultRule(op=SLICE_OP[api_version], delay=0.02, times=None))
     from airflow_provider_cos.transfer import RetryPolicy
 
-    client = make_client(api_version, config=small_config(
-        max_workers=2, retry=RetryPolicy(max_attempts=20, backoff_base=0.05, backoff_cap=0.2, deadline=30)))
+    client = make_client(
+        api_version,
+        config=small_config(
+            max_workers=2, retry=RetryPolicy(max_attempts=20, backoff_base=0.05, backoff_cap=0.2, deadline=30)
+        ),
+    )
     restarted = threading.Event()
 
     def restart() -> None:
@@ -265,8 +278,9 @@ def test_emulator_restarted_mid_upload(make_client: Make, emulator: CosEmulator,
     check_object(client, emulator, "/f.bin", sha1)
 
 
-def test_file_modified_during_upload(make_client: Make, emulator: CosEmulator, src: tuple[Path, str],
-                                     api_version: str, tmp_path: Path) -> None:
+def test_file_modified_during_upload(
+    make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str, tmp_path: Path
+) -> None:
     path, _ = src
     from airflow_provider_cos.transfer import LocalCheckpointStore
 
@@ -303,8 +317,9 @@ class RecordingSigner(Signer):
         return sig
 
 
-def test_no_secret_or_signature_in_debug_logs(make_client: Make, emulator: CosEmulator, src: tuple[Path, str],
-                                              api_version: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_or_signature_in_debug_logs(
+    make_client: Make, emulator: CosEmulator, src: tuple[Path, str], api_version: str, caplog: pytest.LogCaptureFixture
+) -> None:
     from airflow_provider_cos.emulator import DEMO
     from airflow_provider_cos.protocol.signing import Credentials
     from airflow_provider_cos.transfer import LoggingProgress

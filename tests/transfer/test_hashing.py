@@ -24,8 +24,9 @@ def test_digest_and_parts_match_reference(tmp_path: Path, size: int, parts: int 
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
     try:
-        digest = hash_file(fd, FileIdentity.of_path(str(path)), path=str(path), parts_slice_size=parts,
-                           chunk_size=64 * KiB)
+        digest = hash_file(
+            fd, FileIdentity.of_path(str(path)), path=str(path), parts_slice_size=parts, chunk_size=64 * KiB
+        )
     finally:
         os.close(fd)
     assert digest.sha1 == hashlib.sha1(data).hexdigest()
@@ -57,7 +58,13 @@ def test_cancel_between_chunks(tmp_path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         with pytest.raises(CosCancelledError):
-            hash_file(fd, FileIdentity.of_path(str(path)), path=str(path), parts_slice_size=None,
-                      chunk_size=64 * KiB, cancel=ev)
+            hash_file(
+                fd,
+                FileIdentity.of_path(str(path)),
+                path=str(path),
+                parts_slice_size=None,
+                chunk_size=64 * KiB,
+                cancel=ev,
+            )
     finally:
         os.close(fd)

@@ -52,8 +52,9 @@ def test_slice_upload_round_trip(make_client: Make, emulator: CosEmulator, tmp_p
     assert client.exists("/data/deep/") and client.exists("/data/")
 
 
-def test_small_file_goes_through_simple_upload(make_client: Make, emulator: CosEmulator, tmp_path: Path,
-                                               api_version: str) -> None:
+def test_small_file_goes_through_simple_upload(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path, api_version: str
+) -> None:
     src = tmp_path / "small.bin"
     sha1 = write_file(src, 200 * KiB)
     client = make_client(api_version)
@@ -80,8 +81,9 @@ def test_empty_file(make_client: Make, emulator: CosEmulator, tmp_path: Path, ap
     assert client.stat("/empty") is not None
 
 
-def test_instant_upload_sends_no_slice(make_client: Make, emulator: CosEmulator, tmp_path: Path,
-                                       api_version: str) -> None:
+def test_instant_upload_sends_no_slice(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path, api_version: str
+) -> None:
     src = tmp_path / "same.bin"
     sha1 = write_file(src, 2 * MiB)
     client = make_client(api_version)
@@ -103,8 +105,9 @@ def test_server_slice_size_wins(make_client: Make, emulator: CosEmulator, tmp_pa
     assert_stored(client, emulator, "/f.bin", sha1, 2 * MiB + 5)
 
 
-def test_serial_upload_sends_one_slice_at_a_time_in_order(make_client: Make, emulator: CosEmulator,
-                                                          tmp_path: Path, api_version: str) -> None:
+def test_serial_upload_sends_one_slice_at_a_time_in_order(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path, api_version: str
+) -> None:
     emulator.settings.serial_upload = True
     src = tmp_path / "f.bin"
     sha1 = write_file(src, 3 * MiB)
@@ -121,8 +124,9 @@ def test_serial_upload_sends_one_slice_at_a_time_in_order(make_client: Make, emu
         assert_stored(client, emulator, "/serial.bin", sha1, 3 * MiB)
 
 
-def test_parallel_slices_are_bounded_and_v1_final_goes_last(make_client: Make, emulator: CosEmulator,
-                                                             tmp_path: Path, api_version: str) -> None:
+def test_parallel_slices_are_bounded_and_v1_final_goes_last(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path, api_version: str
+) -> None:
     from airflow_provider_cos.emulator import FaultRule
 
     emulator.add_fault(FaultRule(op="upload_slice_data", delay=0.05, times=None))
@@ -139,8 +143,9 @@ def test_parallel_slices_are_bounded_and_v1_final_goes_last(make_client: Make, e
             assert all(r.ended is not None and r.ended <= final.started for r in slices if r is not final)
 
 
-def test_inline_executor_is_deterministic(make_client: Make, emulator: CosEmulator, tmp_path: Path,
-                                          api_version: str) -> None:
+def test_inline_executor_is_deterministic(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path, api_version: str
+) -> None:
     src = tmp_path / "f.bin"
     sha1 = write_file(src, 2 * MiB)
     with FaultProxy(emulator.url) as proxy:
@@ -150,8 +155,9 @@ def test_inline_executor_is_deterministic(make_client: Make, emulator: CosEmulat
         assert_stored(client, emulator, "/inline.bin", sha1, 2 * MiB)
 
 
-def test_insert_only_refuses_to_overwrite(make_client: Make, emulator: CosEmulator, tmp_path: Path,
-                                          api_version: str) -> None:
+def test_insert_only_refuses_to_overwrite(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path, api_version: str
+) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     write_file(a, 2 * MiB, seed=1)
     sha_b = write_file(b, 2 * MiB, seed=2)
@@ -235,8 +241,9 @@ def test_sha1_helper_agrees(tmp_path: Path) -> None:
     assert write_file(p, 1000) == sha1_of(p)
 
 
-def test_slices_are_framed_in_place_not_joined(make_client: Make, emulator: CosEmulator, tmp_path: Path,
-                                               api_version: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slices_are_framed_in_place_not_joined(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path, api_version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Slice bodies are views of the per-thread buffers: no joined copy, no buffer outliving its phase."""
     from airflow_provider_cos.protocol.multipart import EncodedForm
     from airflow_provider_cos.transfer import buffers
@@ -268,8 +275,7 @@ def test_slices_are_framed_in_place_not_joined(make_client: Make, emulator: CosE
 
 
 @pytest.mark.parametrize("local", ["missing", "directory"])
-def test_bad_local_file_creates_no_folder(make_client: Make, emulator: CosEmulator, tmp_path: Path,
-                                          local: str) -> None:
+def test_bad_local_file_creates_no_folder(make_client: Make, emulator: CosEmulator, tmp_path: Path, local: str) -> None:
     client = make_client()
     path = tmp_path / "nope.bin" if local == "missing" else tmp_path
     with pytest.raises(CosConfigError):
@@ -291,8 +297,9 @@ def _open_fds_on(path: Path) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
-def test_cancel_keeps_the_file_open_until_in_flight_slices_end(make_client: Make, emulator: CosEmulator,
-                                                                tmp_path: Path) -> None:
+def test_cancel_keeps_the_file_open_until_in_flight_slices_end(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path
+) -> None:
     """upload_file returns at once on cancel, but workers still inside a request keep their descriptor
     valid: the file is closed only when the last one leaves (never a read of a closed or reused fd)."""
     import time
