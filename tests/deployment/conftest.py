@@ -19,6 +19,9 @@ from tests.deployment.services import REPO, Deployment, leftover_processes
 DAG_FILES = (
     REPO / "example_dags" / "example_cos_slice_upload.py",
     REPO / "tests" / "deployment" / "dags" / "cos_deployment_late_object.py",
+    REPO / "example_dags" / "example_cos_xml_upload.py",
+    REPO / "example_dags" / "example_cos_many_files.py",
+    REPO / "tests" / "deployment" / "dags" / "cos_deployment_object_storage.py",
 )
 
 
@@ -36,6 +39,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             dep.start(name, name)
         dep.wait_until("the api-server answers /api/v2/monitor/health", dep.api_healthy, 120)
         dep.create_cos_connection("cos_default")
+        dep.create_cos_connection("cos_xml", api_version="xml", region="ap-guangzhou")
         yield dep
     finally:
         pids = dep.pids()

@@ -121,3 +121,32 @@ def test_deferrable_sensor_waits_in_the_triggerer(deployment: Deployment, tmp_pa
     assert ti["try_number"] == 1  # resumed from the deferral, not retried
     stat = dep.xcom(LATE, run_id, "wait_late")
     assert int(stat["filesize"]) == 100_000 and stat["sha"] == result.as_dict()["sha1"]
+
+
+def test_xml_many_files_and_object_storage_dags(deployment: Deployment) -> None:
+    """The xml example (multipart, deferrable CRC-64 sensor), the many-files example (one task for a
+    directory and one mapped task per file) and ObjectStoragePath tasks, on the real services."""
+    dep = deployment
+    runs = {}
+    for dag_id in ("example_cos_xml_upload", "example_cos_many_files", "cos_deployment_object_storage"):
+        dep.wait_for_dag(dag_id)
+        runs[dag_id] = dep.trigger(dag_id, logical_date=None)
+    for dag_id, run_id in runs.items():
+        assert dep.wait_for_run(dag_id, run_id, 300) == "success", dag_id
+
+    xml_run = runs["example_cos_xml_upload"]
+    resource_path = dep.xcom("example_cos_xml_upload", xml_run, "upload")
+    assert resource_path.startswith(f"/{DEMO.appid}/{DEMO.bucket}/")
+    assert dep.xcom("example_cos_xml_upload", xml_run, "upload", "etag")
+    assert dep.xcom("example_cos_xml_upload", xml_run, "check_object") == resource_path
+
+    many = dep.xcom("example_cos_many_files", runs["example_cos_many_files"], "upload_dir")
+    assert len(many) == 20 and all(p.startswith(f"/{DEMO.appid}/{DEMO.bucket}/") for p in many)
+
+    osp = dep.xcom("cos_deployment_object_storage", runs["cos_deployment_object_storage"], "read")
+    assert osp == {
+        "text": "hello from a deployment",
+        "names": ["a.txt", "b.bin"],
+        "copied": 256 * 4096,
+        "left": ["a.txt"],
+    }
