@@ -1,4 +1,4 @@
-"""Apache Airflow provider for Tencent Cloud Object Storage's JSON API."""
+"""Apache Airflow provider for Tencent Cloud Object Storage (XML API and the legacy JSON API)."""
 
 from __future__ import annotations
 

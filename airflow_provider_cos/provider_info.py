@@ -20,7 +20,7 @@ INTEGRATION = "Tencent Cloud Object Storage (COS)"
 
 PROVIDER_INFO: dict[str, Any] = {
     "package-name": "airflow-provider-cos",
-    "name": "Tencent COS (JSON API)",
+    "name": "Tencent COS",
     "description": "Tencent Cloud Object Storage JSON API: slice upload, completion sensor, local emulator.",
     "versions": [__version__],
     "integrations": [

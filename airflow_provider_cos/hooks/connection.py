@@ -35,7 +35,7 @@ from airflow_provider_cos.protocol.paths import (
 )
 
 CONN_TYPE = "cos"
-HOOK_NAME = "Tencent COS (JSON API)"
+HOOK_NAME = "Tencent COS"
 DEFAULT_CONN_ID = "cos_default"
 
 FieldKind = Literal["string", "integer", "number", "enum"]
