@@ -33,7 +33,7 @@ from airflow_provider_cos.transfer.coordinator import ExecutorFactory, TransferC
 from airflow_provider_cos.transfer.download import DownloadResult, FileDownload, PartFetcher
 from airflow_provider_cos.transfer.multipart import MultipartUpload
 from airflow_provider_cos.transfer.progress import ProgressAggregator, ProgressCallback
-from airflow_provider_cos.transfer.requester import Requester
+from airflow_provider_cos.transfer.requester import Requester, RetryNote
 from airflow_provider_cos.transfer.results import UploadResult
 from airflow_provider_cos.transfer.transport import Transport
 from airflow_provider_cos.transfer.upload import FileUpload, with_bucket
@@ -136,18 +136,13 @@ class CosClient:
             self._xml.delete(xml_target(target), object_key(path))
             return
         request = self.dialect.prepare_delete(path)
-        retried = False
-
-        def note(_e: Exception) -> None:
-            nonlocal retried
-            retried = True
-
+        note = RetryNote()
         try:
             self._requester.call(
                 target, request, lambda s, b: self.dialect.process_delete(s, b, path=request.path), on_retry=note
             )
         except CosNotFoundError as e:
-            if not (retried and e.code in NOT_FOUND_CODES):
+            if not (note.retried and e.code in NOT_FOUND_CODES):
                 raise
 
     def create_folder(self, path: str, bucket: str | None = None, *, biz_attr: str = "") -> None:

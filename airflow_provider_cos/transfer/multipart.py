@@ -57,6 +57,7 @@ from airflow_provider_cos.transfer.config import TransferConfig
 from airflow_provider_cos.transfer.coordinator import TransferCoordinator
 from airflow_provider_cos.transfer.hashing import FileIdentity, check_ends_at, check_unchanged, open_regular_file
 from airflow_provider_cos.transfer.plan import Slice, choose_simple
+from airflow_provider_cos.transfer.requester import RetryNote
 from airflow_provider_cos.transfer.results import UploadResult
 from airflow_provider_cos.transfer.xmlcalls import XmlRequester, object_key
 
@@ -462,24 +463,18 @@ class MultipartUpload:
 
     def _complete(self, upload: _Upload, parts: list[CompletePart], whole: int) -> str:
         key = self.key
-        retried = False
-
-        def on_retry(error: CosError) -> None:
-            nonlocal retried
-            retried = True
-            self._retry_hook(error)
-
+        note = RetryNote(self._retry_hook)
         try:
             result = self.calls.call(
                 self.xml,
                 XML.prepare_complete(key, upload_id=upload.upload_id, parts=parts),
                 lambda s, h, b: XML.process_complete(s, h, b, key=key, crc64=whole),
                 stop=self.coord.stop,
-                on_retry=on_retry,
+                on_retry=note,
             )
         except CosSessionError:
             # an earlier try may have completed before its answer was lost: is the object this file?
-            head = self.calls.head(self.xml, key) if retried else None
+            head = self.calls.head(self.xml, key) if note.retried else None
             if head is None or head.crc64 != whole or head.size != self._identity.size:
                 raise
             return head.etag

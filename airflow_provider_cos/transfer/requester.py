@@ -24,6 +24,22 @@ T = TypeVar("T")
 Processor = Callable[[int, bytes], T]
 
 
+class RetryNote:
+    """An ``on_retry`` callback that remembers whether any retry happened, then forwards to ``then``.
+
+    A non-idempotent call (insertOnly upload, Complete, delete) that fails after a retry may have landed in
+    an earlier attempt whose answer was lost; callers check the server only in that case."""
+
+    def __init__(self, then: Callable[[CosError], None] | None = None) -> None:
+        self.retried = False
+        self._then = then
+
+    def __call__(self, error: CosError) -> None:
+        self.retried = True
+        if self._then is not None:
+            self._then(error)
+
+
 class Requester:
     """Glue between the pure protocol steps and the transport. Thread-safe (no mutable state)."""
 

@@ -55,7 +55,7 @@ from airflow_provider_cos.transfer.hashing import (
     open_regular_file,
 )
 from airflow_provider_cos.transfer.plan import Slice, SlicePlan, choose_simple
-from airflow_provider_cos.transfer.requester import Requester
+from airflow_provider_cos.transfer.requester import Requester, RetryNote
 from airflow_provider_cos.transfer.results import UploadResult
 
 _log = logging.getLogger(__name__)
@@ -189,13 +189,7 @@ class FileUpload:
         request = self.dialect.prepare_upload(
             self.cos_path, size, sha=sha1, biz_attr=self.biz_attr, insert_only=self.insert_only
         )
-        retried = False
-
-        def on_retry(error: CosError) -> None:
-            nonlocal retried
-            retried = True
-            self._retry_hook(error)
-
+        note = RetryNote(self._retry_hook)
         try:
             urls = self.requester.call(
                 self.target,
@@ -204,11 +198,11 @@ class FileUpload:
                 data=data,
                 progress=self.coord.progress.add,
                 stop=self.coord.stop,
-                on_retry=on_retry,
+                on_retry=note,
             )
         except CosAlreadyExistsError:
             # insertOnly and an earlier attempt may have landed before its answer was lost: ours?
-            info = self._stat(self.cos_path, self.target) if retried else None
+            info = self._stat(self.cos_path, self.target) if note.retried else None
             if info is None or not info.sha or info.sha.split("_")[0].lower() != sha1:
                 raise
             urls = _urls_from_stat(info, self.target, self.cos_path)
