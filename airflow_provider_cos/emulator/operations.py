@@ -115,7 +115,7 @@ class CosOperations:
             "name": meta.name,
             "filesize": meta.filesize,
             "filelen": meta.filesize,
-            "sha": meta.sha,
+            "sha": ctx.store.sha_of(meta),
             "ctime": str(meta.ctime),
             "mtime": str(meta.mtime),
             "biz_attr": meta.biz_attr,
@@ -176,7 +176,7 @@ class CosOperations:
         with store.lock:
             existing = store.get(path)
             if existing is not None and existing.kind == "file":
-                if sha and existing.sha == sha and existing.filesize == filesize:
+                if sha and existing.filesize == filesize and store.sha_of(existing) == sha:
                     return self.urls(ctx, path)
                 if insert_only:
                     raise ApiError(-177, "file exists and insertOnly=1")
@@ -211,7 +211,7 @@ class CosOperations:
             self._check_parent(store, path)
             existing = store.get(path)
             if existing is not None and existing.kind == "file" and insert_only:
-                if existing.sha == actual:
+                if store.sha_of(existing) == actual:
                     return ok(self.urls(ctx, path))
                 raise ApiError(-177, "file exists and insertOnly=1")
             state = store.session_at(path)
@@ -445,7 +445,7 @@ class CosOperations:
                         existing is not None
                         and existing.kind == "file"
                         and state.insert_only
-                        and existing.sha != digest.sha
+                        and store.sha_of(existing) != digest.sha
                     ):
                         raise ApiError(-177, "file exists and insertOnly=1")
                     try:

@@ -348,6 +348,7 @@ class BucketStore:
         self._sessions: dict[str, SessionState] = {}
         self._session_at: dict[str, str] = {}
         self._by_sha: dict[tuple[str, int], set[str]] = {}
+        self._unhashed: dict[int, set[str]] = {}  # size -> files without a SHA-1 yet (multipart objects)
         self._uploads: dict[str, UploadState] = {}
         self._load()
         self._load_uploads()
@@ -395,22 +396,54 @@ class BucketStore:
     def _index_add(self, meta: ObjectMeta) -> None:
         if meta.kind == "file" and meta.sha:
             self._by_sha.setdefault((meta.sha, meta.filesize), set()).add(meta.path)
+        elif meta.kind == "file":
+            self._unhashed.setdefault(meta.filesize, set()).add(meta.path)
 
     def _index_remove(self, meta: ObjectMeta) -> None:
-        paths = self._by_sha.get((meta.sha, meta.filesize))
+        index: dict[Any, set[str]] = self._by_sha if meta.sha else self._unhashed
+        key: Any = (meta.sha, meta.filesize) if meta.sha else meta.filesize
+        paths = index.get(key)
         if paths is not None:
             paths.discard(meta.path)
             if not paths:
-                del self._by_sha[(meta.sha, meta.filesize)]
+                del index[key]
 
     def find_by_sha(self, sha: str, size: int) -> ObjectMeta | None:
-        """A file with this content (SHA-1 and size), via the index (no scan)."""
+        """A file with this content (SHA-1 and size), via the index (no scan). Files of that size whose
+        SHA-1 is not known yet (multipart objects) are hashed first, once each."""
         with self.lock:
+            for path in sorted(self._unhashed.get(size, ())):
+                meta = self._objects.get(path)
+                if meta is not None:
+                    self.sha_of(meta)
             for path in sorted(self._by_sha.get((sha, size), ())):
                 meta = self._objects.get(path)
                 if meta is not None and meta.kind == "file" and meta.sha == sha and meta.filesize == size:
                     return meta
         return None
+
+    def sha_of(self, meta: ObjectMeta) -> str:
+        """The file's SHA-1, which only the JSON API answers (``stat``, list, instant upload, insertOnly).
+        A multipart Complete does not read the object to compute it (nor does COS): it is computed here on
+        first need, from the blob, then persisted and indexed."""
+        if meta.kind != "file" or meta.sha:
+            return meta.sha
+        sha1 = hashlib.sha1()
+        view = memoryview(bytearray(CHUNK))
+        try:
+            with open(self.blob_path(meta), "rb") as fh:
+                while n := fh.readinto(view):
+                    sha1.update(view[:n])
+        except FileNotFoundError:  # replaced meanwhile: the newer object's
+            current = self.get(meta.path)
+            return self.sha_of(current) if current is not None and current is not meta else ""
+        with self.lock:
+            if self._objects.get(meta.path) is meta and not meta.sha:
+                self._index_remove(meta)
+                meta.sha = sha1.hexdigest()
+                self._write_meta(meta)
+                self._index_add(meta)
+        return sha1.hexdigest()
 
     def blob_path(self, meta: ObjectMeta) -> Path:
         return self.blobs_dir / meta.blob
@@ -480,15 +513,15 @@ class BucketStore:
         return meta
 
     def with_digests(self, meta: ObjectMeta) -> ObjectMeta:
-        """``meta`` with what HEAD/GET/GetBucket answer: ``crc64``, ``sha`` and, unless the object has an
-        ``etag`` of its own (multipart), ``md5``. Objects written through the XML API have them from their
-        upload (nothing is read); for objects that the JSON API wrote they are computed once from the blob,
-        then persisted. A multipart object's MD5 is not its ETag and is never computed."""
-        if meta.kind != "file" or (meta.crc64 and meta.sha and (meta.md5 or meta.etag)):
+        """``meta`` with what HEAD/GET/GetBucket answer: ``crc64`` and, unless the object has an ``etag`` of
+        its own (multipart), ``md5``. Objects written through the XML API have them from their upload
+        (nothing is read); for objects that the JSON API wrote they are computed once from the blob, then
+        persisted. A multipart object's MD5 is not its ETag and is never computed."""
+        if meta.kind != "file" or (meta.crc64 and (meta.md5 or meta.etag)):
             return meta
         md5 = None if meta.md5 or meta.etag else hashlib.md5()
-        crc, sha1 = Crc64(), None if meta.sha else hashlib.sha1()
-        hashers = [h for h in (md5, crc, sha1) if h is not None]
+        crc = Crc64()
+        hashers = [h for h in (md5, crc) if h is not None]
         buf = bytearray(CHUNK)
         view = memoryview(buf)
         try:
@@ -504,7 +537,6 @@ class BucketStore:
                 return current if current is not None else meta
             meta.md5 = meta.md5 or (md5.hexdigest() if md5 is not None else "")
             meta.crc64 = meta.crc64 or crc.decimal()
-            meta.sha = meta.sha or (sha1.hexdigest() if sha1 is not None else "")
             self._write_meta(meta)
         return meta
 

@@ -527,7 +527,7 @@ class XmlOperations:
         parts = [stored[n] for n in numbers]
         assembled = self.tmp_dir / f"complete-{uuid.uuid4().hex}"
         try:
-            sha1 = assemble_parts([route.store.part_path(state, p.number) for p in parts], assembled)
+            assemble_parts([route.store.part_path(state, p.number) for p in parts], assembled)
             crc = format_crc64(crc64_fold((int(p.crc64), p.size) for p in parts))
             etag = multipart_etag([p.md5 for p in parts])
             md5_whole = ""  # a multipart object's MD5 is not its ETag; nothing answers it, never computed
@@ -537,7 +537,7 @@ class XmlOperations:
                 self._path(route.key),
                 assembled,
                 size=sum(p.size for p in parts),
-                sha=sha1,
+                sha="",  # computed on first need (BucketStore.sha_of): only the JSON API answers it
                 biz_attr="",
                 md5=md5_whole,
                 crc64=crc,
@@ -626,14 +626,12 @@ def xml_data_hashers(op: str) -> dict[str, Any]:
     return hashers
 
 
-def assemble_parts(sources: list[Path], target: Path) -> str:
-    """Concatenate the part files into ``target`` and return the SHA-1 of the whole.
-
-    The bytes are moved by the kernel (``os.copy_file_range``: no copy through Python; reads and writes
-    where it is not supported) and hashed from the page cache with one reused buffer: a single SHA-1 pass
-    over the object, nothing else (its MD5-based ETag and its CRC-64 are folded from the parts')."""
-    sha1 = hashlib.sha1()
-    view = memoryview(bytearray(CHUNK))
+def assemble_parts(sources: list[Path], target: Path) -> None:
+    """Concatenate the part files into ``target``, in the kernel (``os.copy_file_range``: the bytes never
+    pass through Python), or with one reused buffer where the filesystem does not support it. Nothing is
+    hashed: the object's ETag and CRC-64 are folded from the parts', its SHA-1 (JSON API only) is computed
+    on first need (:meth:`BucketStore.sha_of`)."""
+    buffer: list[memoryview] = []  # allocated only if the kernel copy fails
     kernel_copy = hasattr(os, "copy_file_range")
     out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -642,9 +640,9 @@ def assemble_parts(sources: list[Path], target: Path) -> str:
             src = os.open(source, os.O_RDONLY)
             try:
                 size = os.fstat(src).st_size
+                done = 0
                 if kernel_copy:
                     try:
-                        done = 0
                         while done < size:
                             n = os.copy_file_range(src, out, size - done, done, pos + done)
                             if n <= 0:
@@ -652,18 +650,16 @@ def assemble_parts(sources: list[Path], target: Path) -> str:
                             done += n
                     except OSError:
                         kernel_copy = False  # e.g. EXDEV, ENOSYS: through the buffer from here on
-                read = 0
-                while n := os.readv(src, [view]):
-                    sha1.update(view[:n])
-                    if not kernel_copy:
-                        written = 0
-                        while written < n:
-                            written += os.pwrite(out, view[written:n], pos + read + written)
-                    read += n
+                if done < size and not buffer:
+                    buffer.append(memoryview(bytearray(CHUNK)))
+                while done < size and (n := os.preadv(src, buffer, done)):
+                    written = 0
+                    while written < n:
+                        written += os.pwrite(out, buffer[0][written:n], pos + done + written)
+                    done += n
                 pos += size
             finally:
                 os.close(src)
         os.ftruncate(out, pos)
     finally:
         os.close(out)
-    return sha1.hexdigest()
