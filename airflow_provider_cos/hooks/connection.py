@@ -112,18 +112,19 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
     ),
     ExtraField(
         "slice_size",
-        "Slice size (bytes)",
+        "Slice / part size (bytes)",
         "integer",
-        "Requested slice size, a multiple of 64 KiB (64 KiB..20 MiB); the server's answer wins.",
-        default=MiB,
+        "A multiple of 64 KiB (64 KiB..20 MiB). Empty: the API's default - v1/v2 request 1 MiB slices (the "
+        "server's answer wins), xml sends 8 MiB parts (at least 1 MiB, raised so a file needs at most 10000).",
         minimum=64 * 1024,
         maximum=20 * MiB,
+        placeholder="v1/v2: 1048576, xml: 8388608",
     ),
     ExtraField(
         "max_workers",
         "Parallel slices",
         "integer",
-        "How many slices are sent at once (peak memory about max_workers x slice_size + 5 MiB).",
+        "How many slices or parts are sent at once (peak memory about max_workers x slice size + 5 MiB).",
         default=4,
         minimum=1,
         maximum=64,
@@ -300,7 +301,7 @@ class CosConnectionConfig:
     appid: str
     bucket: str | None
     region: str | None
-    slice_size: int
+    slice_size: int | None  # None: the API's default (transfer.config.DEFAULT_SLICE_SIZE)
     max_workers: int
     simple_threshold: int
     connect_timeout: float
@@ -359,7 +360,10 @@ class CosConnectionConfig:
             raise CosConfigError(f"extra field 'region': {exc.message}") from exc
 
         endpoint = _endpoint(host, port, schema, api_version, region)
-        numbers = {f.name: _number(f, extras.get(f.name)) for f in EXTRA_FIELDS if f.kind in ("integer", "number")}
+        numbers: dict[str, float] = {}
+        for f in EXTRA_FIELDS:
+            if f.kind in ("integer", "number") and (value := _number(f, extras.get(f.name))) is not None:
+                numbers[f.name] = value  # a field without a default and without a value is left out
         return cls(
             conn_id=conn_id,
             secret_id=login.strip(),
@@ -369,7 +373,7 @@ class CosConnectionConfig:
             appid=appid,
             bucket=bucket,
             region=region,
-            slice_size=int(numbers["slice_size"]),
+            slice_size=int(numbers["slice_size"]) if "slice_size" in numbers else None,
             max_workers=int(numbers["max_workers"]),
             simple_threshold=int(numbers["simple_threshold"]),
             connect_timeout=float(numbers["connect_timeout"]),
@@ -500,9 +504,9 @@ def _port(raw: Any) -> int | None:
     return int(text)
 
 
-def _number(f: ExtraField, raw: Any) -> float:
+def _number(f: ExtraField, raw: Any) -> float | None:
     if raw is None or raw == "":
-        return float(f.default)
+        return None if f.default is None else float(f.default)
     if isinstance(raw, bool):
         raise CosConfigError(f"extra field {f.name!r} must be a number, got {raw!r}")
     try:

@@ -63,7 +63,8 @@ class CosSliceUploadOperator(BaseOperator):
     :param create_parents: create the missing folders above ``cos_path`` first (the API requires them).
     :param overwrite: replace an existing object (True, the default) or fail if one exists (False maps to
         ``insertOnly=1``).
-    :param slice_size: requested slice size in bytes (default: connection's ``slice_size``).
+    :param slice_size: slice (v1/v2, a request) or part (xml) size in bytes (default: the connection's
+        ``slice_size``, else 1 MiB for v1/v2 and 8 MiB for xml).
     :param max_workers: slices in flight (default: connection's ``max_workers``).
     :param biz_attr: free-form attribute stored with the object (templated).
     :param verify: check the stored object's size and SHA-1 after the upload.

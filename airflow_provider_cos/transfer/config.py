@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from airflow_provider_cos.protocol.errors import CosConfigError
@@ -17,6 +18,12 @@ SLICE_FRAMING = 5 * KiB
 #: may help to hide latency.
 DEFAULT_MAX_WORKERS = 4
 
+#: The slice size when none is configured, per API. v1/v2: a request, the server's answer wins (COS
+#: answers 1 MiB). xml: the part size, chosen by the client (raised so that a file needs at most 10000
+#: parts). 8 MiB parts, against 1 MiB, halved the emulator's CPU per byte and the client's, and cut the
+#: round trips per byte by 8 (BENCHMARKS.md, "xml"); peak memory grows by max_workers x 7 MiB.
+DEFAULT_SLICE_SIZE: Mapping[str, int] = {"v1": MiB, "v2": MiB, "xml": 8 * MiB}
+
 
 @dataclass(frozen=True)
 class TransferConfig:
@@ -25,6 +32,8 @@ class TransferConfig:
     Memory bound of one ``upload_file``, whatever the file size::
 
         peak ≈ max_workers × (slice_size + 5 KiB)  +  hash_chunk_size  +  ~1 MiB (JSON, headers, bookkeeping)
+
+    ``slice_size`` ``None`` means the API's default (:data:`DEFAULT_SLICE_SIZE`, see :meth:`slice_size_for`).
 
     Each sending thread owns one reusable buffer: the slice is read into it (``preadv``) with 5 KiB of
     room around it, where the multipart prefix and suffix are written, and the transport streams a view
@@ -46,7 +55,7 @@ class TransferConfig:
     """
 
     simple_threshold: int = 20 * MiB
-    slice_size: int = 1 * MiB
+    slice_size: int | None = None
     max_workers: int = DEFAULT_MAX_WORKERS
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
@@ -61,7 +70,7 @@ class TransferConfig:
     def __post_init__(self) -> None:
         if self.simple_threshold < 0:
             raise CosConfigError("simple_threshold must be >= 0")
-        if self.slice_size <= 0 or self.slice_size % (64 * KiB):
+        if self.slice_size is not None and (self.slice_size <= 0 or self.slice_size % (64 * KiB)):
             raise CosConfigError("slice_size must be a positive multiple of 64 KiB")
         if not 1 <= self.max_workers <= 64:
             raise CosConfigError("max_workers must be within 1..64")
@@ -86,7 +95,11 @@ class TransferConfig:
         """The documented peak (bytes) of one download."""
         return self.max_workers * 2 * self.download_part_size + self.hash_chunk_size + MiB
 
-    def memory_bound(self, slice_size: int | None = None) -> int:
+    def slice_size_for(self, api_version: str) -> int:
+        """The configured slice size, else ``api_version``'s default."""
+        return self.slice_size or DEFAULT_SLICE_SIZE[api_version]
+
+    def memory_bound(self, slice_size: int | None = None, *, api_version: str = "v1") -> int:
         """The documented peak (bytes) for slices of ``slice_size`` (default: the configured one)."""
-        size = slice_size or self.slice_size
+        size = slice_size or self.slice_size_for(api_version)
         return self.max_workers * (size + SLICE_FRAMING) + self.hash_chunk_size + MiB

@@ -364,7 +364,8 @@ class MultipartUpload:
             stop=self.coord.stop,
             on_retry=self._retry_hook,
         )
-        return _Upload(started.upload_id, part_size_for(self._identity.size, self.config.slice_size), {}, ours=True)
+        part_size = part_size_for(self._identity.size, self.config.slice_size_for("xml"))
+        return _Upload(started.upload_id, part_size, {}, ours=True)
 
     # ------------------------------------------------------------------ multipart
     def _multipart(self) -> tuple[int, str, int]:

@@ -95,6 +95,7 @@ class FileUpload:
         self.dialect = dialect
         self.target = target
         self.config = config
+        self._slice_size = config.slice_size_for(target.api_version)  # the size requested of the server
         self.coord = coordinator
         self.local_path = os.path.abspath(os.fspath(local_path))
         self.cos_path = normalize_file_path(cos_path)
@@ -292,7 +293,7 @@ class FileUpload:
     def _sliced(self) -> tuple[str, _Outcome]:
         checkpoint = self._load_checkpoint()
         started = self._clock()
-        parts_size = self.config.slice_size if self.dialect.slice_ops.hash_parts else None
+        parts_size = self._slice_size if self.dialect.slice_ops.hash_parts else None
         digest = hash_file(
             self._fd,
             self._identity,
@@ -403,7 +404,7 @@ class FileUpload:
                 self.cos_path,
                 filesize=self._identity.size,
                 sha=digest.sha1,
-                slice_size=self.config.slice_size,
+                slice_size=self._slice_size,
                 biz_attr=self.biz_attr,
                 insert_only=self.insert_only,
                 session=session,
@@ -505,7 +506,7 @@ class FileUpload:
             self.cos_path,
             filesize=self._identity.size,
             sha=digest.sha1,
-            slice_size=digest.parts_slice_size or self.config.slice_size,
+            slice_size=digest.parts_slice_size or self._slice_size,
             uploadparts=parts,
             biz_attr=self.biz_attr,
             insert_only=self.insert_only,

@@ -28,7 +28,7 @@ def test_defaults() -> None:
     assert cfg.api_version == "v1"
     assert cfg.endpoint == "http://127.0.0.1:8089"
     assert cfg.appid == "1250000000" and cfg.bucket == "examplebucket"
-    assert cfg.slice_size == 1024 * 1024 and cfg.max_workers == 4
+    assert cfg.slice_size is None and cfg.max_workers == 4  # None: the API's default slice size
     assert cfg.retry_deadline == 600.0
     assert _config(extra={"app_id": "1", "retry_deadline": "30"}).retry_deadline == 30.0
     assert "s3cr3tKEY" not in repr(cfg)
