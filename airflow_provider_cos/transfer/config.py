@@ -20,8 +20,9 @@ DEFAULT_MAX_WORKERS = 4
 
 #: The slice size when none is configured, per API. v1/v2: a request, the server's answer wins (COS
 #: answers 1 MiB). xml: the part size, chosen by the client (raised so that a file needs at most 10000
-#: parts). 8 MiB parts, against 1 MiB, halved the emulator's CPU per byte and the client's, and cut the
-#: round trips per byte by 8 (BENCHMARKS.md, "xml"); peak memory grows by max_workers x 7 MiB.
+#: parts). 8 MiB parts, against 1 MiB, cut the client's CPU per byte by about half and the emulator's by
+#: a quarter, and the requests (signatures, round trips) by 8 (BENCHMARKS.md, "xml"); peak memory grows
+#: by max_workers x 7 MiB.
 DEFAULT_SLICE_SIZE: Mapping[str, int] = {"v1": MiB, "v2": MiB, "xml": 8 * MiB}
 
 
