@@ -1,8 +1,8 @@
 """End to end on a real deployment (see conftest.py): everything through the REST API and real processes.
 
-- the example DAG, triggered through the REST API with its upload task SIGKILLed mid-upload: the run
-  succeeds, the retry resumed (bytes re-sent <= (slices in flight + 1) x slice size, counted by the
-  emulator), and the XComs are right;
+- the example DAGs (v1 and xml), triggered through the REST API with their upload task SIGKILLed
+  mid-upload: the run succeeds, the retry resumed (bytes re-sent <= (slices in flight + 1) x slice size,
+  counted by the emulator), and the XComs are right;
 - a deferrable sensor waits in the triggerer process for an object that appears only after it deferred.
 """
 
@@ -21,6 +21,7 @@ from airflow_provider_cos.transfer import CosClient
 from tests.deployment.services import CONN_EXTRA, Deployment, MiB
 
 EXAMPLE = "example_cos_slice_upload"
+XML_EXAMPLE = "example_cos_xml_upload"
 LATE = "cos_deployment_late_object"
 TRIGGER_CLASS = "airflow_provider_cos.triggers.cos.CosUploadCompleteTrigger"
 
@@ -29,21 +30,22 @@ def emulator_stats(dep: Deployment) -> dict[str, Any]:
     return dict(dep.emulator("GET", "stats"))
 
 
-def test_example_dag_survives_a_sigkilled_upload(deployment: Deployment) -> None:
-    dep = deployment
-    mib = 12
+def _kill_the_upload_midway(dep: Deployment, dag_id: str, data_op: str, resume_key: str, mib: int) -> str:
+    """Trigger ``dag_id`` with a ``mib`` MiB artifact, SIGKILL its upload task once 5 MiB went out (each
+    ``data_op`` request answered after 0.6 s, so that the kill lands mid-upload), and check that the run
+    succeeds on the second try, which resumed: bytes re-sent <= (in flight + 1) x slice size, counted by
+    the emulator. ``resume_key`` is what the running try keeps in the task state store (v1: the session,
+    xml: the UploadId), where any worker finds it. Returns the run id."""
     size = mib * MiB
     in_flight = int(CONN_EXTRA["max_workers"])
     slice_size = int(CONN_EXTRA["slice_size"])
-    dep.wait_for_dag(EXAMPLE)
+    dep.wait_for_dag(dag_id)
     dep.emulator("DELETE", "stats")
-    # Slow slices (each answered after 0.6 s) so that the kill lands mid-upload; killed once 5 of 12 MiB
-    # went out, a retry that started over would re-send more than the bound below.
-    dep.emulator("POST", "faults", {"op": "upload_slice_data", "delay": 0.6, "times": None})
-    run_id = dep.trigger(EXAMPLE, conf={"artifact_mib": mib})
+    dep.emulator("POST", "faults", {"op": data_op, "delay": 0.6, "times": None})
+    run_id = dep.trigger(dag_id, conf={"artifact_mib": mib})
 
     def upload_midway() -> tuple[int, int] | None:
-        ti = dep.task_instance(EXAMPLE, run_id, "upload")
+        ti = dep.task_instance(dag_id, run_id, "upload")
         sent = emulator_stats(dep)["slice_bytes"]
         if ti["state"] == "running" and ti["pid"] and 5 * MiB <= sent:
             return int(ti["pid"]), sent
@@ -53,26 +55,33 @@ def test_example_dag_survives_a_sigkilled_upload(deployment: Deployment) -> None
     pid, sent_before_kill = dep.wait_until("the upload task mid-upload", upload_midway, 180, interval=0.05)
     owner = dep.owner(pid)  # LocalExecutor: the task process descends from the scheduler
     assert owner is not None and owner.name == "scheduler", f"pid {pid} of the upload task: {owner}"
-    # The running try keeps its upload session in the task state store, where any worker finds it.
-    checkpoint = dep.upload_checkpoint(EXAMPLE, run_id, "upload")
-    assert checkpoint is not None and checkpoint["session"], checkpoint
+    checkpoint = dep.upload_checkpoint(dag_id, run_id, "upload")
+    assert checkpoint is not None and checkpoint[resume_key], checkpoint
     os.kill(pid, signal.SIGKILL)
     dep.emulator("DELETE", "faults")
     assert sent_before_kill < size, "the kill came too late: the upload had already sent everything"
 
-    assert dep.wait_for_run(EXAMPLE, run_id, 240) == "success"
+    assert dep.wait_for_run(dag_id, run_id, 240) == "success"
 
-    ti = dep.task_instance(EXAMPLE, run_id, "upload")
+    ti = dep.task_instance(dag_id, run_id, "upload")
     assert ti["state"] == "success" and ti["try_number"] == 2, ti
-    tries = dep.api("GET", f"/dags/{EXAMPLE}/dagRuns/{run_id}/taskInstances/upload/tries")["task_instances"]
+    tries = dep.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/upload/tries")["task_instances"]
     assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
 
-    # The retry resumed the killed try's session: each byte went over the wire about once.
+    # The retry resumed the killed try's upload: each byte went over the wire about once.
     stats = emulator_stats(dep)
     resent = stats["slice_bytes"] - size
     assert 0 <= resent <= (in_flight + 1) * slice_size, f"re-sent {resent} bytes ({stats})"
     assert stats["objects_completed"] == 1
-    assert dep.upload_checkpoint(EXAMPLE, run_id, "upload") is None  # removed after success
+    assert dep.upload_checkpoint(dag_id, run_id, "upload") is None  # removed after success
+    return run_id
+
+
+def test_example_dag_survives_a_sigkilled_upload(deployment: Deployment) -> None:
+    dep = deployment
+    mib = 12
+    size = mib * MiB
+    run_id = _kill_the_upload_midway(dep, EXAMPLE, "upload_slice_data", "session", mib)
 
     artifact = dep.xcom(EXAMPLE, run_id, "make_artifact")
     resource_path = dep.xcom(EXAMPLE, run_id, "upload")
@@ -84,6 +93,23 @@ def test_example_dag_survives_a_sigkilled_upload(deployment: Deployment) -> None
     stat = dep.xcom(EXAMPLE, run_id, "wait_complete")
     assert int(stat["filesize"]) == int(stat["filelen"]) == size and stat["sha"] == artifact["sha1"]
     assert dep.xcom(EXAMPLE, run_id, "check_object") == resource_path
+
+
+def test_xml_example_dag_survives_a_sigkilled_upload(deployment: Deployment) -> None:
+    """The same kill with the xml example (connection ``cos_xml``: the same knobs, ``api_version: xml``):
+    the retry finds the multipart upload through the task state store and ListParts, and sends only the
+    parts the server does not hold."""
+    dep = deployment
+    mib = 12
+    run_id = _kill_the_upload_midway(dep, XML_EXAMPLE, "UploadPart", "upload_id", mib)
+
+    artifact = dep.xcom(XML_EXAMPLE, run_id, "make_artifact")
+    resource_path = dep.xcom(XML_EXAMPLE, run_id, "upload")
+    assert resource_path.startswith(f"/{DEMO.appid}/{DEMO.bucket}/") and resource_path.endswith(f"-{mib}mib.bin")
+    assert dep.xcom(XML_EXAMPLE, run_id, "upload", "size") == mib * MiB == artifact["size"]
+    assert str(dep.xcom(XML_EXAMPLE, run_id, "upload", "crc64")) == str(artifact["crc64"])
+    assert dep.xcom(XML_EXAMPLE, run_id, "upload", "etag").strip('"').endswith(f"-{mib}")  # 1 MiB parts
+    assert dep.xcom(XML_EXAMPLE, run_id, "check_object") == resource_path
 
 
 def test_deferrable_sensor_waits_in_the_triggerer(deployment: Deployment, tmp_path: Path) -> None:
