@@ -16,6 +16,7 @@ matches the message name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 
 
 class CosError(Exception):
@@ -410,13 +411,21 @@ def error_from_xml(
             exc_type, retryable = CosAuthError, False
         else:
             exc_type, retryable = CosError, False
-        text = message or (f"HTTP {status}" if status is not None else "COS error")
+        text = message or (_status_text(status) if status is not None else "COS error")
     exc = exc_type(
         f"{code}: {text}" if code else text, status=status, retryable=retryable, operation=operation, path=path
     )
     exc.error_code = code or None
     exc.request_id = request_id
     return exc
+
+
+def _status_text(status: int) -> str:
+    """``HTTP 421 Misdirected Request``: all a HEAD error says, so at least its standard reason phrase."""
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
 
 
 def xml_error(code: str, detail: str | None = None, **context: str | None) -> CosError:
