@@ -16,7 +16,6 @@ matches the message name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from http import HTTPStatus
 
 
 class CosError(Exception):
@@ -420,12 +419,14 @@ def error_from_xml(
     return exc
 
 
+#: What a status means when it is all an answer says (a HEAD error has no body), where "HTTP <n>" alone
+#: would leave the reader guessing.
+_STATUS_MEANING = {421: "Misdirected Request: the server does not serve this Host"}
+
+
 def _status_text(status: int) -> str:
-    """``HTTP 421 Misdirected Request``: all a HEAD error says, so at least its standard reason phrase."""
-    try:
-        return f"HTTP {status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"HTTP {status}"
+    meaning = _STATUS_MEANING.get(status)
+    return f"HTTP {status} {meaning}" if meaning else f"HTTP {status}"
 
 
 def xml_error(code: str, detail: str | None = None, **context: str | None) -> CosError:
