@@ -26,7 +26,11 @@ def object_link_url(config: CosConnectionConfig, bucket: str, cos_path: str, acc
     does not hold the object: the object's URL on the configured endpoint,
     ``<endpoint>/files/vN/<appid>/<bucket><path>`` (``xml``: ``<endpoint>/<key>``, the emulator's default
     bucket; in production ``access_url`` is the bucket's virtual host ``<bucket>-<appid>.cos.<region>...``).
+    An ``xml`` connection with a ``custom_domain``: ``https://<custom_domain>/<key>`` for its bucket, wherever
+    the host field sends the requests (the domain is the object's public name; the host only a TCP route).
     """
+    if config.api_version == "xml" and config.custom_domain and bucket == config.bucket:
+        return f"https://{config.custom_domain}/{quote(cos_path.lstrip('/'), safe='/-_.~')}"
     host = (urlsplit(config.endpoint).hostname or "").lower()
     if access_url and (host == TENCENT_DOMAIN or host.endswith("." + TENCENT_DOMAIN)):
         return access_url

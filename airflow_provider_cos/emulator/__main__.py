@@ -13,7 +13,13 @@ import sys
 import threading
 from types import FrameType
 
-from airflow_provider_cos.emulator.config import DEMO, validate_region, validate_session_ttl
+from airflow_provider_cos.emulator.config import (
+    DEMO,
+    check_bound_buckets,
+    validate_custom_domain,
+    validate_region,
+    validate_session_ttl,
+)
 from airflow_provider_cos.emulator.server import CosEmulator, EmulatorPortInUseError
 from airflow_provider_cos.emulator.storage import DEFAULT_SESSION_TTL
 from airflow_provider_cos.protocol.errors import CosConfigError
@@ -29,6 +35,18 @@ def _region(text: str) -> str:
 def _ttl(text: str) -> float:
     try:
         return validate_session_ttl(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _custom_domain(text: str) -> tuple[str, str]:
+    domain, sep, bucket = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(
+            f"expected DOMAIN=BUCKET-APPID such as files.example.com=examplebucket-1250000000, not {text!r}"
+        )
+    try:
+        return validate_custom_domain(domain, bucket)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -67,8 +85,22 @@ def main(argv: list[str] | None = None) -> int:
         default="ap-guangzhou",
         help="region of the XML API host names <bucket>-<appid>.cos.<region>.myqcloud.com (default: %(default)s)",
     )
+    parser.add_argument(
+        "--custom-domain",
+        type=_custom_domain,
+        action="append",
+        default=[],
+        metavar="DOMAIN=BUCKET-APPID",
+        help="serve the XML API for requests with 'Host: DOMAIN' from that bucket, as a custom domain bound "
+        "to it in COS (e.g. files.example.com=examplebucket-1250000000); repeatable",
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
+    custom_domains = dict(args.custom_domain)
+    try:
+        check_bound_buckets(custom_domains, [f"{args.bucket}-{args.appid}"])
+    except ValueError as exc:
+        parser.error(f"argument --custom-domain: {exc}")
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -81,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             secret_id=args.secret_id,
             secret_key=args.secret_key,
             port=args.port,
+            custom_domains=custom_domains,
         )
     except CosConfigError as exc:
         parser.error(exc.message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -47,6 +48,9 @@ DEFAULT_SLICE = 1024 * 1024
 
 
 _REGION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?$")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+_BUCKET_APPID = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-[0-9]+$")
 
 
 def validate_region(text: str) -> str:
@@ -61,6 +65,43 @@ def validate_session_ttl(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"session_ttl must be a positive number of seconds, not {value!r}")
     return value
+
+
+def validate_custom_domain(domain: Any, bucket: Any) -> tuple[str, str]:
+    """One custom-domain binding: ``(host name, '<bucket>-<appid>')``, the host name lowercased.
+
+    A custom domain is a host name (``files.example.com``): no scheme, no port, no path; the bucket is
+    the XML API's full name. Raises ``ValueError`` naming what is wrong."""
+    name = domain.strip().lower() if isinstance(domain, str) else domain
+    if not isinstance(name, str) or len(name) > 253 or not _DOMAIN.match(name):
+        raise ValueError(
+            f"custom domain must be a host name such as files.example.com (no scheme, port or path), not {domain!r}"
+        )
+    if not isinstance(bucket, str) or not _BUCKET_APPID.match(bucket.strip()):
+        raise ValueError(
+            f"custom domain {name}: the bucket must be '<bucket>-<appid>' "
+            f"such as examplebucket-1250000000, not {bucket!r}"
+        )
+    return name, bucket.strip()
+
+
+def validate_custom_domains(value: Any) -> dict[str, str]:
+    """``{host name: '<bucket>-<appid>'}`` (see :func:`validate_custom_domain`). Raises ``ValueError``."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"custom_domains must map host names to '<bucket>-<appid>', not {value!r}")
+    return dict(validate_custom_domain(domain, bucket) for domain, bucket in value.items())
+
+
+def check_bound_buckets(custom_domains: Mapping[str, str], served_buckets: Iterable[str]) -> None:
+    """Every custom domain is bound to one of ``served_buckets`` (``<bucket>-<appid>``). Raises ``ValueError``
+    naming the domain."""
+    served = sorted(served_buckets)
+    for domain, bucket in custom_domains.items():
+        if bucket not in served:
+            raise ValueError(
+                f"custom domain {domain} is bound to {bucket}, which this emulator does not serve "
+                f"(it serves {', '.join(served)})"
+            )
 
 
 @dataclass
@@ -79,6 +120,8 @@ class EmulatorSettings:
     * ``min_part_size``: the smallest non-last part CompleteMultipartUpload accepts (``EntityTooSmall``).
     * ``session_ttl``: seconds an unfinished upload may stay idle (no slice started or received) before it
       is discarded with its data (default one day).
+    * ``custom_domains``: ``{host name: '<bucket>-<appid>'}``, the XML API's custom domains: a request whose
+      ``Host`` is one of them goes to that bucket (see ``XmlOperations.route_xml``). Replaced as a whole.
     """
 
     serial_upload: bool = False
@@ -89,6 +132,7 @@ class EmulatorSettings:
     session_ttl: float = DEFAULT_SESSION_TTL
     min_part_size: int = 1024 * 1024
     xml_region: str = "ap-guangzhou"
+    custom_domains: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -110,6 +154,8 @@ class EmulatorSettings:
                         raise ValueError("slice_size must be a positive integer or null")
                 elif key == "session_ttl":
                     value = validate_session_ttl(value)
+                elif key == "custom_domains":
+                    value = validate_custom_domains(value)
                 elif key in ("region", "xml_region"):
                     if not isinstance(value, str) or not _REGION.match(value):
                         raise ValueError(f"{key} must be a region name such as ap-guangzhou, not {value!r}")

@@ -18,7 +18,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,10 +26,17 @@ from types import TracebackType
 from typing import Any
 
 from airflow_provider_cos.emulator.app import CosApp
-from airflow_provider_cos.emulator.config import DEMO, BucketConfig, EmulatorSettings
+from airflow_provider_cos.emulator.config import (
+    DEMO,
+    BucketConfig,
+    EmulatorSettings,
+    check_bound_buckets,
+    validate_custom_domains,
+)
 from airflow_provider_cos.emulator.faults import EmulatorStats, FaultBook, FaultRule, StatsCounter
 from airflow_provider_cos.emulator.httpio import BodyReader
 from airflow_provider_cos.emulator.replies import DropConnection, Exchange, Reply, envelope, error_reply
+from airflow_provider_cos.protocol.errors import CosConfigError
 
 log = logging.getLogger("airflow_provider_cos.emulator")
 _SIGN_RE = re.compile(r"([?&]sign=)[^&]*", re.IGNORECASE)
@@ -284,8 +291,9 @@ class CosEmulator:
     ``with CosEmulator(data_dir=..., port=0) as emu: emu.url``. State lives in ``data_dir`` and survives
     :meth:`stop`/:meth:`start` (the same port is reused when possible). Without ``data_dir`` a temporary
     directory is used and removed by :meth:`close` / leaving the ``with`` block. ``extra_buckets`` adds
-    more buckets (each with its own credential pair). Faults, settings and stats belong to this object and
-    survive restarts.
+    more buckets (each with its own credential pair). ``custom_domains`` binds XML API custom domains to
+    served buckets (``{"files.example.com": "examplebucket-1250000000"}``, ``settings.custom_domains``).
+    Faults, settings and stats belong to this object and survive restarts.
     """
 
     def __init__(
@@ -300,13 +308,21 @@ class CosEmulator:
         host: str = "127.0.0.1",
         extra_buckets: tuple[BucketConfig, ...] | list[BucketConfig] = (),
         settings: EmulatorSettings | None = None,
+        custom_domains: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.buckets: list[BucketConfig] = [BucketConfig(appid, bucket, secret_id, secret_key), *extra_buckets]
+        self.settings = settings or EmulatorSettings()
+        if custom_domains is not None:
+            try:
+                domains = validate_custom_domains(custom_domains)
+                check_bound_buckets(domains, [f"{cfg.bucket}-{cfg.appid}" for cfg in self.buckets])
+            except ValueError as exc:
+                raise CosConfigError(f"custom_domains: {exc}") from None
+            self.settings.custom_domains = domains
         self._owns_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="cos-emulator-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.buckets: list[BucketConfig] = [BucketConfig(appid, bucket, secret_id, secret_key), *extra_buckets]
-        self.settings = settings or EmulatorSettings()
         self._clock = clock  # wall-clock seconds for session expiry (tests inject a fake one)
         self._faults = FaultBook()
         self._stats = StatsCounter()
@@ -339,8 +355,15 @@ class CosEmulator:
         return (
             f"XML API at {self.url}: send 'Host: {self.xml_host()}', or use path style "
             f"{self.url}/{cfg.bucket}-{cfg.appid}/<key>, or plain {self.url}/<key> for the default bucket "
-            f"{cfg.bucket}-{cfg.appid}; JSON API at {self.url}/files/v1|v2/{cfg.appid}/{cfg.bucket}/"
+            f"{cfg.bucket}-{cfg.appid}{self._domains_help()}; "
+            f"JSON API at {self.url}/files/v1|v2/{cfg.appid}/{cfg.bucket}/"
         )
+
+    def _domains_help(self) -> str:
+        domains = self.settings.custom_domains
+        if not domains:
+            return ""
+        return ", or a custom domain: " + ", ".join(f"'Host: {d}' ({b})" for d, b in sorted(domains.items()))
 
     @property
     def running(self) -> bool:

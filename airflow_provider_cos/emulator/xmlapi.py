@@ -11,6 +11,7 @@ module adds the XML parts: addressing (:meth:`XmlOperations.route_xml`), the sig
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import time
@@ -57,6 +58,37 @@ _EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
 #: XML operations whose body is the object data (read into a sink), and the one with an XML body.
 DATA_OPS = frozenset({"PutObject", "UploadPart"})
+
+
+#: The emulator's answer (421 Misdirected Request) for a ``Host`` that looks like a custom domain but is
+#: bound to no bucket (not in COS's error table: COS never receives requests for names it does not host).
+UNBOUND_DOMAIN = "NoSuchCustomDomain"
+#: Domains under which a host name is one of COS's own (service endpoints such as ``cos.<region>...``).
+COS_DOMAINS = ("myqcloud.com", "tencentcos.cn")
+
+
+def host_name(host: str) -> str:
+    """The name of a ``Host`` header value, lowercased, without the port (``[::1]:80`` -> ``::1``)."""
+    text = host.strip().lower()
+    if text.startswith("["):
+        return text[1 : text.find("]")] if "]" in text else text[1:]
+    name, sep, port = text.rpartition(":")
+    return name if sep and port.isdigit() and ":" not in name else text
+
+
+def is_own_address(name: str) -> bool:
+    """A host name that addresses the emulator itself rather than a bucket: empty (no ``Host``), an IP
+    address, ``localhost`` (or ``*.localhost``), a single label (``cos-emulator``, a container's name), or a
+    name under COS's own domains (the service endpoint ``cos.<region>.myqcloud.com``, path style)."""
+    if not name or "." not in name or name == "localhost" or name.endswith(".localhost"):
+        return True
+    if name.endswith(tuple("." + d for d in COS_DOMAINS)):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 class XmlError(Exception):
@@ -136,20 +168,16 @@ class XmlOperations:
 
     # ------------------------------------------------------------------------------------ addressing
     def route_xml(self, method: str, raw_path: str, params: list[tuple[str, str]], host: str) -> XmlRoute:
-        """The bucket from the virtual host name, else from a path-style first segment, else the default
-        bucket (a bare address such as ``127.0.0.1:<port>``); the key is the decoded rest of the path."""
+        """The bucket from the ``Host`` header (:meth:`_bucket_of_host`), or from a path-style first segment,
+        else the default bucket; the key is the decoded rest of the path."""
         try:
             path = uri_pathname_of(raw_path)
         except CosPathError:
             raise XmlError("InvalidObjectName", "the key is not valid percent-encoded UTF-8") from None
-        by_name = {f"{cfg.bucket}-{cfg.appid}": (cfg, store) for cfg, store in self._buckets.values()}
         prefix = ""
-        vhost = _VHOST.match(host.strip().lower())
-        if vhost:
-            entry = self._buckets.get((vhost.group(2), vhost.group(1)))
-            if entry is None:
-                raise XmlError("NoSuchBucket", f"no bucket {vhost.group(1)}-{vhost.group(2)} here")
-        else:
+        entry = self._bucket_of_host(host)
+        if entry is None:
+            by_name = {f"{cfg.bucket}-{cfg.appid}": (cfg, store) for cfg, store in self._buckets.values()}
             first = path.lstrip("/").split("/", 1)[0]
             if first in by_name:
                 entry = by_name[first]
@@ -169,6 +197,37 @@ class XmlOperations:
             if any(ord(c) < 0x20 or c == "\x7f" for c in key) or key.startswith(("/", "\\")):
                 raise XmlError("InvalidObjectName", "control character or leading '/' or '\\' in the key")
         return XmlRoute(cfg, store, key, op, params, prefix, query)
+
+    def _bucket_of_host(self, host: str) -> tuple[BucketConfig, BucketStore] | None:
+        """The bucket ``Host`` names, in this order: a custom domain bound to it (``settings.custom_domains``,
+        matched without the port); its virtual host ``<bucket>-<appid>.cos.<region>.<domain>``. ``None`` for
+        an address of the emulator itself (:func:`is_own_address`): path style or the default bucket then.
+        Any other name looks like a custom domain nobody bound: 421 ``NoSuchCustomDomain``, rather than
+        serving the default bucket under a name that would reach a different bucket in COS."""
+        text = host.strip().lower()
+        name = host_name(text)
+        bound = self.settings.custom_domains.get(name)
+        if bound is not None:
+            bucket, _, appid = bound.rpartition("-")
+            entry = self._buckets.get((appid, bucket))
+            if entry is None:
+                raise XmlError("NoSuchBucket", f"custom domain {name} is bound to {bound}, which is not served here")
+            return entry
+        vhost = _VHOST.match(text)
+        if vhost:
+            entry = self._buckets.get((vhost.group(2), vhost.group(1)))
+            if entry is None:
+                raise XmlError("NoSuchBucket", f"no bucket {vhost.group(1)}-{vhost.group(2)} here")
+            return entry
+        if is_own_address(name):
+            return None
+        raise XmlError(
+            UNBOUND_DOMAIN,
+            f"Host {name} is neither a bucket's virtual host <bucket>-<appid>.cos.<region>.myqcloud.com nor a "
+            f"custom domain bound on this emulator: start it with --custom-domain {name}=<bucket>-<appid> "
+            "(or set custom_domains)",
+            status=421,
+        )
 
     @staticmethod
     def _xml_op(method: str, key: str, query: Mapping[str, str]) -> str:

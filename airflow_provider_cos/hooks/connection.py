@@ -101,8 +101,9 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "custom_domain",
         "Custom domain (xml)",
         "string",
-        "xml only, optional: a domain bound to the bucket (e.g. files.example.com); requests, Host header and "
-        "signature use it instead of <bucket>-<appid>.cos.<region>.myqcloud.com.",
+        "xml only, optional: a domain bound to the connection's bucket (e.g. files.example.com); requests, Host "
+        "header and signature use it instead of <bucket>-<appid>.cos.<region>.myqcloud.com. Calls for another "
+        "bucket use that bucket's own host.",
     ),
     ExtraField(
         "security_token",
@@ -359,6 +360,11 @@ class CosConnectionConfig:
         except CosConfigError as exc:
             raise CosConfigError(f"extra field 'region': {exc.message}") from exc
 
+        custom_domain = _custom_domain(extras.get("custom_domain"))
+        if custom_domain and api_version == "xml" and bucket is None:
+            raise CosConfigError(
+                f"extra field 'custom_domain' ({custom_domain}) is bound to one bucket: set extra field 'bucket' to it"
+            )
         endpoint = _endpoint(host, port, schema, api_version, region)
         numbers: dict[str, float] = {}
         for f in EXTRA_FIELDS:
@@ -381,7 +387,7 @@ class CosConnectionConfig:
             max_retries=int(numbers["max_retries"]),
             retry_deadline=float(numbers["retry_deadline"]),
             security_token=str(extras.get("security_token") or "").strip() or None,
-            custom_domain=_custom_domain(extras.get("custom_domain")),
+            custom_domain=custom_domain,
         )
 
     def resolve_bucket(self, bucket: str | None) -> str:

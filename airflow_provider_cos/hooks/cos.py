@@ -355,6 +355,8 @@ class CosHook(BaseHook):
         if not cfg.bucket:
             return False, "Invalid connection: extra field 'bucket' (default bucket) is empty; the test reads its root"
         where = f"bucket {cfg.bucket!r} of app_id {cfg.appid} at {cfg.endpoint} ({cfg.api_version})"
+        if cfg.api_version == "xml" and cfg.custom_domain:
+            where = f"{where[:-1]}, custom domain {cfg.custom_domain})"
         try:
             probe = self._new_client(
                 cfg,

@@ -410,13 +410,23 @@ def error_from_xml(
             exc_type, retryable = CosAuthError, False
         else:
             exc_type, retryable = CosError, False
-        text = message or (f"HTTP {status}" if status is not None else "COS error")
+        text = message or (_status_text(status) if status is not None else "COS error")
     exc = exc_type(
         f"{code}: {text}" if code else text, status=status, retryable=retryable, operation=operation, path=path
     )
     exc.error_code = code or None
     exc.request_id = request_id
     return exc
+
+
+#: What a status means when it is all an answer says (a HEAD error has no body), where "HTTP <n>" alone
+#: would leave the reader guessing.
+_STATUS_MEANING = {421: "Misdirected Request: the server does not serve this Host"}
+
+
+def _status_text(status: int) -> str:
+    meaning = _STATUS_MEANING.get(status)
+    return f"HTTP {status} {meaning}" if meaning else f"HTTP {status}"
 
 
 def xml_error(code: str, detail: str | None = None, **context: str | None) -> CosError:

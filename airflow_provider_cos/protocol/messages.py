@@ -35,7 +35,8 @@ class CosTarget:
     bucket: str
     #: The bucket's region (``xml`` addresses ``<bucket>-<appid>.cos.<region>.myqcloud.com``); v1/v2 ignore it.
     region: str | None = None
-    #: ``xml``: a domain bound to the bucket (``Host``, signature and URLs use it instead of the virtual host).
+    #: ``xml``: a domain bound to ``bucket`` (``Host``, signature and URLs use it instead of the virtual host;
+    #: a call for another bucket does not, see ``transfer.upload.with_bucket``).
     custom_domain: str | None = None
 
     def __post_init__(self) -> None:

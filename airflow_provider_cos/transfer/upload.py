@@ -602,9 +602,12 @@ def _urls_from_stat(info: StatInfo, target: CosTarget, cos_path: str) -> ObjectU
 
 
 def with_bucket(target: CosTarget, bucket: str | None) -> CosTarget:
-    """``target`` with another bucket (per-call override), validated."""
+    """``target`` with another bucket (per-call override), validated.
+
+    A custom domain is bound to the target's own bucket: another bucket is addressed by its virtual host
+    (through the same endpoint), never through that domain, which would reach the bound bucket instead."""
     if not bucket or bucket == target.bucket:
         return target
     from airflow_provider_cos.protocol.paths import validate_bucket
 
-    return replace(target, bucket=validate_bucket(bucket))
+    return replace(target, bucket=validate_bucket(bucket), custom_domain=None)

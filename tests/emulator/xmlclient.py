@@ -20,10 +20,16 @@ class XmlClient:
     bucket: BucketConfig = DEMO
     signer: XmlSigner | None = None
     http: requests.Session = field(default_factory=requests.Session)
+    #: sent as ``Host`` (and signed) instead of the bucket's virtual host
+    custom_domain: str | None = None
 
     def __post_init__(self) -> None:
         self.target = XmlTarget(
-            f"{self.bucket.bucket}-{self.bucket.appid}", REGION, endpoint=self.base_url, scheme="http"
+            f"{self.bucket.bucket}-{self.bucket.appid}",
+            REGION,
+            endpoint=self.base_url,
+            scheme="http",
+            custom_domain=self.custom_domain,
         )
         if self.signer is None:
             self.signer = XmlSigner(XmlCredentials(self.bucket.secret_id, self.bucket.secret_key))
