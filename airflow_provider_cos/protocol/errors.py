@@ -187,6 +187,9 @@ def _spec(
     )
 
 
+#: ERROR_CMD_COS_SHA_NOT_EQU: the SHA-1 of the bytes the server received is not the ``sha`` declared for them.
+SHA_MISMATCH = -174
+
 ERROR_TABLE: tuple[ErrorSpec, ...] = (
     _spec(-4019, "_ERROR_FILE_NOT_FINISH_UPLOAD", CosUnfinishedUploadError, 400, "unfinished slice upload"),
     _spec(-4020, "ERROR_SLICE_SESSION_NOTEXIST", CosSessionError, 400, "slice session unknown", assigned=True),
@@ -208,7 +211,7 @@ ERROR_TABLE: tuple[ErrorSpec, ...] = (
     _spec(-177, "ERROR_CMD_COS_FILE_EXIST", CosAlreadyExistsError, 400, "file exists"),
     _spec(-176, "ERROR_CMD_COS_BUCKET_EXIST", CosAlreadyExistsError, 400, "bucket exists"),
     _spec(-175, "ERROR_CMD_COS_FILE_SIZE_NOT_EQU", CosIntegrityError, 400, "file size mismatch"),
-    _spec(-174, "ERROR_CMD_COS_SHA_NOT_EQU", CosIntegrityError, 400, "SHA-1 mismatch"),
+    _spec(SHA_MISMATCH, "ERROR_CMD_COS_SHA_NOT_EQU", CosIntegrityError, 400, "SHA-1 mismatch"),
     _spec(-173, "ERROR_CMD_COS_DIR_NOT_EMPTY", CosInvalidRequestError, 400, "folder not empty"),
     _spec(-170, "ERROR_CMD_COS_INVALID_LIST_NUM", CosInvalidRequestError, 400, "bad list num"),
     _spec(-168, "ERROR_CMD_COS_INVALID_SHA", CosIntegrityError, 400, "malformed sha"),

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from airflow_provider_cos.protocol.errors import (
+    SHA_MISMATCH,
     CosConfigError,
+    CosIntegrityError,
     CosNotFoundError,
     CosProtocolError,
     CosSessionError,
@@ -177,7 +179,14 @@ class Dialect:
         )
 
     def process_upload(self, status: int, body: bytes, *, path: str | None = None) -> ObjectUrls:
-        data = parse_envelope(status, body, op="upload", path=path)
+        """The URLs of the stored object. -174 is retryable here: the server hashed other bytes than the
+        ``sha`` sent with them in the same request, so they were altered on the way and nothing was stored."""
+        try:
+            data = parse_envelope(status, body, op="upload", path=path)
+        except CosIntegrityError as e:
+            if e.code == SHA_MISMATCH:
+                e.retryable = True
+            raise
         urls = urls_from_data(data, op="upload")
         if urls is None:
             raise CosProtocolError("upload answer has no object URLs", operation="upload", path=path)

@@ -5,7 +5,9 @@ The server's word wins: its ``slice_size``, its ``offset`` (v1), its list of sto
 session to ask about and the sessions this upload opened before, and is trusted only when the SHA-1
 computed now equals the one it records. Completion is never requested for a file that changed: its
 identity (size, mtime, device, inode, ctime) is checked before the final v1 slice and before the v2
-finish; after completion ``stat`` confirms size and the SHA-1 computed in this process.
+finish; after completion ``stat`` confirms size and the SHA-1 computed in this process. A completion the
+server refuses with -174 (its SHA-1 of the session's bytes is not the file's: bytes altered on the way)
+deletes that session and sends the file again, once (:meth:`FileUpload._restart_after_mismatch`).
 
 v1 (``upload_slice``): non-final slices may go in parallel; the final slice (the one that ends the
 file) is sent only after every other slice is acknowledged, because the server completes the object
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from airflow_provider_cos.protocol.errors import (
+    SHA_MISMATCH,
     CosAlreadyExistsError,
     CosConfigError,
     CosError,
@@ -114,6 +117,7 @@ class FileUpload:
         self._own_sessions: set[str] = set()  # sessions this upload opened (now or in an earlier try)
         self._earlier: tuple[str | None, str | None] = (None, None)  # (session, SHA-1) of our other content
         self._sessions_lost = 0  # v1: how often our open session disappeared from the server
+        self._mismatch_restarts = 0  # sessions discarded because the server's SHA-1 of their bytes was not ours
         self._buffers = ThreadBuffers()
 
     # ------------------------------------------------------------------ entry point
@@ -397,6 +401,29 @@ class FileUpload:
             path=self.cos_path,
         )
 
+    def _restart_after_mismatch(self, error: CosIntegrityError) -> bool:
+        """Whether the upload starts over after ``error`` at the completion of its session.
+
+        -174 at completion while the file is unchanged: the SHA-1 of the bytes the server holds is not the
+        file's, so bytes were altered on the way (JSON has no per-slice checksum to tell which slice). That
+        session can never complete with this content, and left open a later try would continue it into the
+        same -174: it is deleted (``op=delete`` of the path: the session, and any older object there that
+        this upload was replacing) and the whole file is sent again, once. A second mismatch is raised.
+        """
+        if isinstance(error, CosFileChangedError) or error.code != SHA_MISMATCH or self._mismatch_restarts:
+            return False
+        self._check_unchanged()
+        self._mismatch_restarts += 1
+        _log.warning(
+            "the server's SHA-1 of the bytes uploaded to %s is not the file's (%s): they were altered on the "
+            "way; deleting that session and sending the file again",
+            self.cos_path,
+            error,
+        )
+        self._delete(self.cos_path, self.target)
+        self._resumed = False
+        return True
+
     # ---- v1
     def _v1_init(self, digest: FileDigest, session_hint: str | None) -> InstantUpload | SliceSession:
         def init(session: str | None) -> InstantUpload | SliceSession:
@@ -485,6 +512,11 @@ class FileUpload:
             except CosSessionError as e:
                 self._sessions_lost += 1
                 _log.warning("slice session problem (%s); asking the server where to continue", e)
+                continue
+            except CosIntegrityError as e:
+                if not self._restart_after_mismatch(e):
+                    raise
+                session_hint = None
                 continue
             if urls is not None:
                 return _Outcome(urls, instant=False)
@@ -580,6 +612,10 @@ class FileUpload:
                 return _Outcome(urls, instant=False)
             except CosSessionError as e:
                 _log.warning("slice session problem (%s); asking the server what it holds", e)
+                continue
+            except CosIntegrityError as e:
+                if not self._restart_after_mismatch(e):
+                    raise
                 continue
         raise CosSessionError(
             f"upload did not complete after {self.config.max_resume_rounds} rounds", path=self.cos_path

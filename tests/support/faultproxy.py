@@ -12,6 +12,10 @@ request and answer ends, so faults can hit the N-th matching request:
 * ``truncate``: forward the request, then only the answer's head and half of its body, then close.
 * ``reset_answer``: forward the request, then the answer's head and half of its body, then a TCP RST
   (a connection reset mid-answer, e.g. in the middle of a downloaded range).
+* ``corrupt``: forward the request and its answer whole, but with the body byte at offset ``after_bytes``
+  (counted from the start of the body, not of the head; default 64 KiB: inside the data of a slice or
+  part) inverted on the way, so the server stores and hashes other bytes than the client sent (same
+  length). The record's ``flipped_at`` says which body offset was flipped (``None``: the body was shorter).
 
 Bounded: at most ``max_connections`` concurrent connections, daemon threads, and the proxy stops
 itself after ``lifetime`` seconds. It also records every request (start/end times) so tests can assert
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import IO, Literal
 from urllib.parse import urlsplit
 
-Action = Literal["reset", "stall", "truncate", "reset_answer"]
+Action = Literal["reset", "stall", "truncate", "reset_answer", "corrupt"]
 MAX_HEAD = 64 * 1024
 PEEK = 4096
 
@@ -69,6 +73,7 @@ class RequestRecord:
     started: float
     ended: float | None = None
     fault: Action | None = None
+    flipped_at: int | None = None  # ``corrupt``: the body offset whose byte was inverted
 
 
 class _Closed(Exception):
@@ -102,6 +107,15 @@ def _content_length(head: bytes) -> int:
         if name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
             raise _Closed("chunked bodies are not supported by the fault proxy")
     return 0
+
+
+def _flip(chunk: bytes, start: int, at: int | None) -> bytes:
+    """``chunk`` (the body bytes from offset ``start``) with the byte at body offset ``at`` inverted, if
+    that offset falls inside it."""
+    if at is None or not start <= at < start + len(chunk):
+        return chunk
+    i = at - start
+    return chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1 :]
 
 
 def _rst(sock: socket.socket) -> None:
@@ -264,14 +278,20 @@ class FaultProxy:
                         _rst(client)
                         _rst(upstream)
                         return
-                    upstream.sendall(head + peek)
-                    remaining = length - len(peek)
-                    while remaining > 0:
-                        chunk = cfile.read(min(262144, remaining))
+                    flip = fault.after_bytes if fault is not None and fault.action == "corrupt" else None
+                    upstream.sendall(head)
+                    sent = 0
+                    chunk = peek
+                    while True:
+                        upstream.sendall(_flip(chunk, sent, flip))
+                        if flip is not None and sent <= flip < sent + len(chunk):
+                            record.flipped_at = flip
+                        sent += len(chunk)
+                        if sent >= length:
+                            break
+                        chunk = cfile.read(min(262144, length - sent))
                         if not chunk:
                             raise _Closed("client closed mid-body")
-                        upstream.sendall(chunk)
-                        remaining -= len(chunk)
                     rhead = _read_head(ufile)
                     if rhead is None:
                         raise _Closed("upstream closed without an answer")

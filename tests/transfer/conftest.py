@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_cos.emulator import DEMO, CosEmulator
+from airflow_provider_cos.protocol.crc64 import Crc64
 from airflow_provider_cos.protocol.messages import CosTarget
 from airflow_provider_cos.protocol.signing import Credentials
 from airflow_provider_cos.transfer import CosClient, RetryPolicy, TransferConfig
@@ -60,6 +61,15 @@ def sha1_of(path: Path | str) -> str:
     return h.hexdigest()
 
 
+def crc_of(path: Path) -> str:
+    """The file's CRC-64/ECMA as an unsigned decimal string (as in ``x-cos-hash-crc64ecma``)."""
+    crc = Crc64()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(MiB), b""):
+            crc.update(chunk)
+    return crc.decimal()
+
+
 def stored_sha1(emu: CosEmulator, cos_path: str) -> str | None:
     """SHA-1 of the bytes the emulator holds on disk for ``cos_path`` (``None`` if no object)."""
     root = Path(emu.data_dir) / "buckets" / f"{DEMO.appid}-{DEMO.bucket}"
@@ -70,6 +80,20 @@ def stored_sha1(emu: CosEmulator, cos_path: str) -> str | None:
     if not meta.get("blob"):
         return None
     return sha1_of(root / "blobs" / meta["blob"])
+
+
+def check_stored(client: CosClient, emu: CosEmulator, cos_path: str, src: Path) -> None:
+    """``cos_path`` holds exactly ``src``'s bytes: on the emulator's disk (the SHA-1 of the stored blob), and
+    as the API in use describes it: JSON ``stat`` (complete, the file's size and SHA-1), xml HeadObject (the
+    file's size and CRC-64)."""
+    size = src.stat().st_size
+    assert stored_sha1(emu, cos_path) == sha1_of(src)
+    if client.xml:
+        head = client.head(cos_path)
+        assert head is not None and head.size == size and str(head.crc64) == crc_of(src)
+    else:
+        info = client.stat(cos_path)
+        assert info is not None and info.complete and info.filesize == size and info.sha == sha1_of(src)
 
 
 @pytest.fixture

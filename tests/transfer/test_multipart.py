@@ -1,8 +1,10 @@
-"""The xml generation through the engine: PutObject / multipart against the emulator over real sockets."""
+"""The xml generation through the engine: PutObject / multipart against the emulator over real sockets.
+
+Its fault tests run with v1/v2's in test_faults.py; here: part planning, the CRC-64 checks, insert_only and
+resume (ListMultipartUploads / ListParts, checkpoint, SIGKILL, cancel)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,26 +12,16 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_cos.emulator import CosEmulator, FaultRule
-from airflow_provider_cos.protocol.crc64 import Crc64
 from airflow_provider_cos.protocol.errors import (
     CosAlreadyExistsError,
     CosError,
-    CosFileChangedError,
-    CosServerError,
 )
-from airflow_provider_cos.transfer import CosClient, LocalCheckpointStore, ProgressEvent, RetryPolicy
+from airflow_provider_cos.transfer import CosClient, LocalCheckpointStore, ProgressEvent
 from airflow_provider_cos.transfer.multipart import part_size_for, plan_parts
-from tests.support.faultproxy import FaultProxy, ProxyFault
-from tests.transfer.conftest import KiB, MiB, small_config, write_file
+from tests.transfer.conftest import KiB, MiB, crc_of, small_config, write_file
 
 Make = Callable[..., CosClient]
 SIZE = 3 * MiB + 777
-
-
-def crc_of(path: Path) -> str:
-    c = Crc64()
-    c.update(path.read_bytes())
-    return c.decimal()
 
 
 @pytest.fixture
@@ -83,149 +75,6 @@ def check_object(client: CosClient, key: str, path: Path) -> None:
     assert read_back(client, key) == path.read_bytes()
     head = client.head("/" + key)
     assert head is not None and str(head.crc64) == crc_of(path)
-
-
-# ---------------------------------------------------------------------------------------------- faults
-
-
-@pytest.mark.parametrize("status", [500, 502, 503])
-def test_http_5xx_bursts(make_client: Make, emulator: CosEmulator, src: Path, status: int) -> None:
-    emulator.add_fault(FaultRule(op="UploadPart", status=status, times=3))
-    client = make_client("xml")
-    result = client.upload_file(str(src), "/f.bin")
-    assert emulator.stats.faults_fired == 3 and result.bytes_sent == SIZE
-    check_object(client, "f.bin", src)
-
-
-def test_5xx_beyond_the_policy_leaves_the_upload_to_resume(
-    make_client: Make, emulator: CosEmulator, src: Path, tmp_path: Path
-) -> None:
-    store = LocalCheckpointStore(tmp_path / "ckpt")
-    emulator.add_fault(FaultRule(op="UploadPart", status=503, times=None))
-    client = make_client("xml", config=small_config(max_workers=1))
-    with pytest.raises(CosError) as info:
-        client.upload_file(str(src), "/f.bin", checkpoint_store=store)
-    assert info.value.status == 503 and info.value.error_code == "SlowDown"
-    assert client.head("/f.bin") is None
-    left = client.list_uploads("/f.bin")
-    assert len(left) == 1  # not aborted: a later try continues it
-    emulator.clear_faults()
-    result = client.upload_file(str(src), "/f.bin", checkpoint_store=store)
-    assert client.list_uploads("/f.bin") == [] and result.crc64 == crc_of(src)
-    check_object(client, "f.bin", src)
-
-
-@pytest.mark.parametrize("kind", ["garbage", "empty"])
-def test_garbage_or_empty_answers_are_retried(make_client: Make, emulator: CosEmulator, src: Path, kind: str) -> None:
-    emulator.add_fault(FaultRule(op="UploadPart", times=2, **{kind: True}))
-    emulator.add_fault(FaultRule(op="InitiateMultipartUpload", times=1, **{kind: True}))
-    client = make_client("xml")
-    client.upload_file(str(src), "/f.bin")
-    assert emulator.stats.faults_fired == 3
-    check_object(client, "f.bin", src)
-
-
-def test_dropped_connection_is_retried(make_client: Make, emulator: CosEmulator, src: Path) -> None:
-    emulator.add_fault(FaultRule(op="UploadPart", drop=True, times=2))
-    client = make_client("xml")
-    client.upload_file(str(src), "/f.bin")
-    assert emulator.stats.faults_fired == 2
-    check_object(client, "f.bin", src)
-
-
-def test_connection_reset_mid_part(make_client: Make, emulator: CosEmulator, src: Path) -> None:
-    with FaultProxy(emulator.url) as proxy:
-        proxy.add(ProxyFault("reset", nth=2, match=b"partNumber=", after_bytes=200 * KiB, times=2))
-        events: list[ProgressEvent] = []
-        # verify=False: the proxy cannot relay a HEAD answer (no body); checked directly below
-        client = make_client("xml", url=proxy.url, config=small_config(verify=False))
-        client.upload_file(str(src), "/f.bin", progress=events.append)
-        assert proxy.faults_fired == 2
-        assert any(e.bytes_delta < 0 for e in events)  # the reset part's bytes were rewound
-        assert events[-1].bytes_done == SIZE
-    check_object(make_client("xml"), "f.bin", src)
-
-
-def test_stalled_server_read_timeout(make_client: Make, emulator: CosEmulator, src: Path) -> None:
-    with FaultProxy(emulator.url) as proxy:
-        proxy.add(ProxyFault("stall", nth=1, match=b"partNumber=", stall_seconds=5))
-        client = make_client("xml", url=proxy.url, config=small_config(read_timeout=0.5, verify=False))
-        client.upload_file(str(src), "/f.bin")
-        assert proxy.faults_fired == 1
-    check_object(make_client("xml"), "f.bin", src)
-
-
-def test_error_inside_completes_200_is_an_error_and_retried(
-    make_client: Make, emulator: CosEmulator, src: Path
-) -> None:
-    emulator.add_fault(FaultRule(op="CompleteMultipartUpload", status=200, xml_code="InternalError", times=1))
-    client = make_client("xml")
-    client.upload_file(str(src), "/f.bin")
-    assert emulator.stats.faults_fired == 1
-    assert emulator.stats.requests["CompleteMultipartUpload"] == 2
-    check_object(client, "f.bin", src)
-    emulator.add_fault(FaultRule(op="CompleteMultipartUpload", status=200, xml_code="InternalError", times=None))
-    with pytest.raises(CosServerError) as info:
-        client.upload_file(str(src), "/g.bin")
-    assert info.value.error_code == "InternalError" and client.head("/g.bin") is None
-
-
-def test_request_time_too_skewed_resigns_with_the_servers_clock(
-    make_client: Make, emulator: CosEmulator, src: Path
-) -> None:
-    client = make_client("xml", clock=lambda: time.time() + 3600)  # our clock is an hour fast
-    result = client.upload_file(str(src), "/f.bin")
-    assert result.crc64 == crc_of(src)
-    check_object(client, "f.bin", src)
-    requests = emulator.stats.requests
-    assert requests["ListMultipartUploads"] == 2  # the first request was refused once, then re-signed
-    assert requests["InitiateMultipartUpload"] == 1 and requests["UploadPart"] == 4  # and no other
-
-
-def test_emulator_restarted_mid_upload(make_client: Make, emulator: CosEmulator, src: Path) -> None:
-    emulator.add_fault(FaultRule(op="UploadPart", delay=0.05, times=None))
-    client = make_client(
-        "xml",
-        config=small_config(
-            max_workers=2, retry=RetryPolicy(max_attempts=20, backoff_base=0.05, backoff_cap=0.2, deadline=30)
-        ),
-    )
-    restarted = threading.Event()
-
-    def restart() -> None:
-        emulator.stop()
-        threading.Event().wait(0.5)
-        emulator.start()
-        emulator.add_fault(FaultRule(op="UploadPart", delay=0.05, times=None))
-        restarted.set()
-
-    def on_progress(event: ProgressEvent) -> None:
-        if event.bytes_done >= MiB and not hasattr(on_progress, "done"):
-            on_progress.done = True  # type: ignore[attr-defined]
-            threading.Thread(target=restart).start()
-
-    client.upload_file(str(src), "/f.bin", progress=on_progress)
-    assert restarted.wait(10)
-    check_object(client, "f.bin", src)
-
-
-def test_file_modified_during_upload(make_client: Make, emulator: CosEmulator, src: Path, tmp_path: Path) -> None:
-    store = LocalCheckpointStore(tmp_path / "ckpt")
-    emulator.add_fault(FaultRule(op="UploadPart", delay=0.02, times=None))
-    client = make_client("xml", config=small_config(max_workers=2))
-
-    def on_progress(event: ProgressEvent) -> None:
-        if event.bytes_done >= MiB and not hasattr(on_progress, "done"):
-            on_progress.done = True  # type: ignore[attr-defined]
-            with open(src, "r+b") as f:
-                f.seek(10)
-                f.write(b"CHANGED")
-
-    with pytest.raises(CosFileChangedError):
-        client.upload_file(str(src), "/f.bin", progress=on_progress, checkpoint_store=store)
-    assert client.head("/f.bin") is None
-    assert client.list_uploads("/f.bin") == []  # cannot be resumed with this content: aborted
-    assert list((tmp_path / "ckpt").glob("*.json")) == []
 
 
 def test_insert_only_refuses_an_existing_object(make_client: Make, emulator: CosEmulator, src: Path) -> None:
