@@ -315,7 +315,13 @@ def _xspec(
 XML_ERROR_TABLE: tuple[XmlErrorSpec, ...] = (
     _xspec("InvalidArgument", 400, CosInvalidRequestError, "Invalid Argument."),
     _xspec("InvalidDigest", 400, CosIntegrityError, "The Content-MD5 you specified is not valid."),
-    _xspec("BadDigest", 400, CosIntegrityError, "The Content-MD5 you specified did not match what we received."),
+    _xspec(  # the body changed on the way (the MD5 was computed from what was sent): sending it again may do
+        "BadDigest",
+        400,
+        CosIntegrityError,
+        "The Content-MD5 you specified did not match what we received.",
+        retryable=True,
+    ),
     _xspec(
         "EntityTooSmall",
         400,

@@ -49,6 +49,7 @@ from airflow_provider_cos.protocol.xmloperations import (
     ObjectHead,
     UploadedPart,
     XmlTarget,
+    content_md5,
     validate_key,
 )
 from airflow_provider_cos.transfer.buffers import ThreadBuffers, preadv_exact
@@ -226,7 +227,9 @@ class MultipartUpload:
         key = self.key
         result = self.calls.call(
             self.xml,
-            XML.prepare_put_object(key, size),
+            # Content-MD5: COS refuses (BadDigest) a body that changed on the way instead of storing it; the
+            # CRC-64 in the answer alone would only tell after the wrong bytes replaced the object.
+            XML.prepare_put_object(key, size, content_md5=content_md5(data)),
             lambda s, h, b: XML.process_put_object(s, h, b, key=key, crc64=crc),
             data=data,
             progress=self.coord.progress.add,

@@ -29,7 +29,7 @@ from airflow_provider_cos.protocol.errors import (
 )
 from airflow_provider_cos.transfer import CosClient, LocalCheckpointStore, ProgressEvent, RetryPolicy
 from tests.support.faultproxy import FaultProxy, ProxyFault
-from tests.transfer.conftest import KiB, MiB, check_stored, small_config, stored_sha1, write_file
+from tests.transfer.conftest import FAST_RETRY, KiB, MiB, check_stored, small_config, stored_sha1, write_file
 
 Make = Callable[..., CosClient]
 SIZE = 3 * MiB + 777
@@ -360,6 +360,28 @@ def test_simple_upload_corrupted_on_the_wire_is_sent_again(
         assert [r.flipped_at for r in proxy.records if r.fault == "corrupt"] == [10 * KiB]
         assert result.method == "simple"
         check_stored(client, emulator, "/f.bin", small)
+
+
+def test_xml_put_object_corrupted_on_every_try_stores_nothing(
+    make_client: Make, emulator: CosEmulator, tmp_path: Path
+) -> None:
+    """xml only: PutObject carries Content-MD5, so COS refuses a body changed on the way (BadDigest) instead
+    of storing it; retried like any transient failure, and when every try is corrupted the upload fails
+    with a typed error and nothing - neither wrong bytes nor an earlier object - is replaced."""
+    small = tmp_path / "small.bin"
+    write_file(small, 300 * KiB)
+    earlier = tmp_path / "earlier.bin"
+    write_file(earlier, 200 * KiB, seed=3)
+    client = make_client("xml")
+    client.upload_file(str(earlier), "/f.bin")
+    tries = FAST_RETRY.max_attempts
+    with FaultProxy(emulator.url) as proxy:
+        proxy.add(ProxyFault("corrupt", match=b"PUT /f.bin ", after_bytes=10 * KiB, times=tries + 5))
+        with pytest.raises(CosIntegrityError, match="BadDigest") as info:
+            make_client("xml", url=proxy.url).upload_file(str(small), "/f.bin")
+        assert proxy.faults_fired == tries  # every attempt went out corrupted, and was refused
+    assert str(info.value.path).lstrip("/") == "f.bin"  # the key
+    check_stored(client, emulator, "/f.bin", earlier)  # the object before the upload, untouched
 
 
 def test_no_secret_or_signature_in_debug_logs(
