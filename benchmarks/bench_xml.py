@@ -11,6 +11,9 @@ defaults unless said otherwise; the clients take turns in a rotating order, best
  X2. the official SDK's ``upload_file`` (qcloud_cos: 1 MB parts, MAXThread 5) time / ours (target >= 2);
      also against ours with the SDK's part size (1 MiB), and the CPU seconds each client and the emulator
      spent (client CPU is what a remote server would leave as the client's limit).
+ X2t. the same two clients against a thin XML server (``--thin``: this file's ``ThinXmlServer``, its own
+     process: reads each body, answers its CRC-64 and folds them at Complete; no MD5, no storage, no
+     signature check): a server that is not the bottleneck, as COS is not, so the clients' own costs show.
  X3. CRC-64 (fastcrc) throughput / hashlib.sha1 throughput on the same buffer.
  X4. peak RSS (VmHWM) of an uploader process, a big sparse file / a file 8x smaller (target <= 1.1).
 """
@@ -27,16 +30,25 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_cos.emulator import DEMO
-from airflow_provider_cos.protocol.crc64 import crc64
+from airflow_provider_cos.protocol.crc64 import Crc64, crc64, crc64_fold
 from airflow_provider_cos.protocol.messages import CosTarget
 from airflow_provider_cos.protocol.signing import Credentials
-from airflow_provider_cos.protocol.xmlmessages import CompletePart
+from airflow_provider_cos.protocol.xmlmessages import (
+    CompletedUpload,
+    CompletePart,
+    InitiatedUpload,
+    UploadListing,
+    parse_complete_request,
+)
 from airflow_provider_cos.protocol.xmloperations import XML, encode_xml_request
 from airflow_provider_cos.protocol.xmlsigning import XmlCredentials, XmlSigner
 from airflow_provider_cos.transfer import CosClient, TransferConfig
@@ -57,6 +69,102 @@ def parse_size(text: str) -> int:
     units = {"K": 1024, "M": MiB, "G": 1024 * MiB}
     text = text.strip().upper().rstrip("B").rstrip("I")
     return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+
+
+class _Thin(BaseHTTPRequestHandler):
+    """Just enough of the XML API for ``upload_file`` (ours and the SDK's): ListMultipartUploads (none),
+    Initiate, UploadPart (the body read and CRC-64'd), Complete (the parts' CRCs folded), HeadObject."""
+
+    protocol_version = "HTTP/1.1"
+    uploads: dict[str, dict[int, tuple[int, int]]] = {}  # upload id -> part number -> (crc, size)
+    objects: dict[str, tuple[int, int]] = {}  # key -> (crc, size)
+
+    def _body(self) -> bytes | None:
+        remaining, crc, chunks = int(self.headers.get("Content-Length") or 0), Crc64(), []
+        small = remaining < 64 * 1024
+        while remaining:
+            got = self.rfile.read(min(remaining, 1 << 20))
+            if not got:
+                return None
+            crc.update(got)
+            if small:
+                chunks.append(got)
+            remaining -= len(got)
+        self._crc = crc
+        return b"".join(chunks)
+
+    def _answer(self, status: int, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()) -> None:
+        head = f"HTTP/1.1 {status} OK\r\nContent-Length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+        self.wfile.write(head.encode() + b"\r\n" + body)
+
+    def _route(self) -> tuple[str, dict[str, list[str]]]:
+        url = urlsplit(self.path)
+        return url.path.lstrip("/"), parse_qs(url.query, keep_blank_values=True)
+
+    def do_GET(self) -> None:
+        self._body()
+        listing = UploadListing(f"{DEMO.bucket}-{DEMO.appid}", "", None, "", "", 1000, False, "", "", ())
+        self._answer(200, listing.render(), (("Content-Type", "application/xml"),))
+
+    def do_POST(self) -> None:
+        key, query = self._route()
+        body = self._body()
+        if "uploads" in query:
+            upload_id = os.urandom(8).hex()
+            self.uploads[upload_id] = {}
+            self._answer(200, InitiatedUpload(f"{DEMO.bucket}-{DEMO.appid}", key, upload_id).render())
+            return
+        parts = self.uploads.pop(query["uploadId"][0])
+        listed = [parts[p.part_number] for p in parse_complete_request(body or b"")]
+        crc = crc64_fold(listed)
+        self.objects[key] = (crc, sum(size for _, size in listed))
+        done = CompletedUpload("http://thin/" + key, f"{DEMO.bucket}-{DEMO.appid}", key, f'"{crc:032x}-{len(listed)}"')
+        self._answer(200, done.render(), (("x-cos-hash-crc64ecma", str(crc)),))
+
+    def do_PUT(self) -> None:
+        key, query = self._route()
+        self._body()
+        crc = int(self._crc.decimal())
+        size = int(self.headers.get("Content-Length") or 0)
+        if "uploadId" in query:
+            self.uploads[query["uploadId"][0]][int(query["partNumber"][0])] = (crc, size)
+        else:
+            self.objects[key] = (crc, size)
+        self._answer(200, b"", (("ETag", f'"{crc:032x}"'), ("x-cos-hash-crc64ecma", str(crc))))
+
+    def do_HEAD(self) -> None:
+        key, _ = self._route()
+        crc, size = self.objects[key]
+        head = f'HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nETag: "{crc:032x}"\r\nx-cos-hash-crc64ecma: {crc}\r\n\r\n'
+        self.wfile.write(head.encode())
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def thin_server_main(port_file: str) -> None:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Thin)
+    srv.daemon_threads = True
+    Path(port_file).write_text(str(srv.server_port))
+    srv.serve_forever()
+
+
+class ThinXmlServer:
+    """``_Thin`` in its own process (no shared GIL with the client)."""
+
+    def __init__(self, work: Path) -> None:
+        port_file = work / "thin.port"
+        self.proc = subprocess.Popen([sys.executable, __file__, "--thin-server", str(port_file)], cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the thin server did not start")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{port_file.read_text()}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
 
 
 def ours(url: str, path: Path, key: str, *, verify: bool = True, part: int | None = None) -> float:
@@ -169,9 +277,18 @@ def main() -> int:
     parser.add_argument("--big", default="2G")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--on-disk", action="store_true", help="scratch and emulator storage in TMPDIR, not /dev/shm")
+    parser.add_argument("--thin", action="store_true", help="also X2t: ours vs the SDK against a thin XML server")
+    parser.add_argument("--thin-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.thin_server:
+        thin_server_main(args.thin_server)
+        return 0
     size, big = parse_size(args.size), parse_size(args.big)
-    scratch = Path(tempfile.mkdtemp(prefix="cos-bench-xml-"))
+    # In memory when the machine has /dev/shm: the emulator's storage then costs no disk writeback, which
+    # would land on whichever client runs next. Each client overwrites its one object (bounded footprint).
+    shm = Path("/dev/shm")
+    scratch = Path(tempfile.mkdtemp(prefix="cos-bench-xml-", dir=shm if shm.is_dir() and not args.on_disk else None))
     src = scratch / "src.bin"
     with open(src, "wb") as fh:
         for _ in range(size // MiB):
@@ -192,7 +309,7 @@ def main() -> int:
         for i in range(args.repeat):
             for name in names[i % len(names) :] + names[: i % len(names)]:  # rotate who goes first
                 me, server = cpu_seconds(os.getpid()), cpu_seconds(emu.proc.pid)
-                times[name].append(runs[name](f"/{name}-{i}.bin"))
+                times[name].append(runs[name](f"/{name}.bin"))
                 cpu[name].append((cpu_seconds(os.getpid()) - me, cpu_seconds(emu.proc.pid) - server))
         best = {k: min(v) for k, v in times.items()}
         print(f"parts: ours {PART // MiB} MiB x {WORKERS} (defaults), SDK 1 MB x 5 (defaults)")
@@ -212,6 +329,25 @@ def main() -> int:
             f"(ours with the SDK's 1 MiB parts: {best['sdk'] / best['ours-1mib']:.2f}; client CPU SDK / ours: "
             f"{min(c for c, _ in cpu['sdk']) / min(c for c, _ in cpu['ours']):.2f})"
         )
+        if args.thin:
+            thin = ThinXmlServer(scratch)
+            try:
+                thin_runs = {"ours": lambda k: ours(thin.url, src, k), "sdk": lambda k: sdk(thin.url, src, k)}
+                thin_times: dict[str, list[float]] = {name: [] for name in thin_runs}
+                thin_cpu: dict[str, list[float]] = {name: [] for name in thin_runs}
+                for i in range(args.repeat):
+                    for name in list(thin_runs)[i % 2 :] + list(thin_runs)[: i % 2]:
+                        me = cpu_seconds(os.getpid())
+                        thin_times[name].append(thin_runs[name](f"/thin-{name}.bin"))
+                        thin_cpu[name].append(cpu_seconds(os.getpid()) - me)
+            finally:
+                thin.stop()
+            for name, values in thin_times.items():
+                print(
+                    f"  thin server: {name:5s} best {min(values):6.2f} s  {size / min(values) / MiB:7.1f} MiB/s  "
+                    f"CPU client {min(thin_cpu[name]):5.2f} s  (all: " + ", ".join(f"{t:.2f}" for t in values) + ")"
+                )
+            print(f"X2t SDK upload_file / ours, thin server = {min(thin_times['sdk']) / min(thin_times['ours']):.2f}")
         data = src.read_bytes()[: 256 * MiB]
         crc_rate = throughput(crc64, data)
         sha_rate = throughput(lambda d: hashlib.sha1(d).digest(), data)
