@@ -32,6 +32,7 @@ from airflow_provider_cos.protocol.paths import (
     validate_api_version,
     validate_appid,
     validate_bucket,
+    xml_region,
 )
 
 CONN_TYPE = "cos"
@@ -57,6 +58,7 @@ class ExtraField:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    multiple_of: int | None = None
     required: bool = False
     placeholder: str | None = None
 
@@ -119,6 +121,7 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "server's answer wins), xml sends 8 MiB parts (at least 1 MiB, raised so a file needs at most 10000).",
         minimum=64 * 1024,
         maximum=20 * MiB,
+        multiple_of=64 * 1024,
         placeholder="v1/v2: 1048576, xml: 8388608",
     ),
     ExtraField(
@@ -357,6 +360,8 @@ class CosConnectionConfig:
         region_raw = extras.get("region") or None
         try:
             region = normalize_region(str(region_raw)) if region_raw else None
+            if api_version == "xml":
+                region = xml_region(region)  # checked here, where it enters: not at the first request
         except CosConfigError as exc:
             raise CosConfigError(f"extra field 'region': {exc.message}") from exc
 
@@ -526,4 +531,6 @@ def _number(f: ExtraField, raw: Any) -> float | None:
     if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
         upper = "inf" if f.maximum is None else f"{f.maximum:g}"
         raise CosConfigError(f"extra field {f.name!r} = {raw!r} is outside {f.minimum:g}..{upper}")
+    if f.multiple_of and value % f.multiple_of:
+        raise CosConfigError(f"extra field {f.name!r} = {raw!r} is not a multiple of {f.multiple_of}")
     return value

@@ -44,6 +44,9 @@ XML_REGIONS = {
 }
 _BUCKET_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _REGION_RE = re.compile(r"^[a-z0-9-]{1,40}$")
+#: COS's region names: a two-letter area, a city, an optional qualifier (ap-guangzhou, na-siliconvalley,
+#: ap-beijing-1, ap-shenzhen-fsi). Not a list: Tencent adds regions.
+_XML_REGION_RE = re.compile(r"^[a-z]{2}-[a-z]+(?:-[a-z0-9]+)?$")
 
 
 def _path_error(message: str, path: str) -> CosPathError:
@@ -148,8 +151,16 @@ def normalize_region(region: str | None) -> str:
 
 
 def xml_region(region: str | None) -> str:
-    """The XML API's region name (``ap-guangzhou``); JSON-era short codes and aliases are translated."""
-    return XML_REGIONS.get(normalize_region(region), normalize_region(region))
+    """The XML API's region name (``ap-guangzhou``); JSON-era short codes and aliases are translated.
+    Anything else that is not shaped like a COS region name is refused: it would be a host name that no
+    DNS resolves (or, through a ``host`` override, a signature for a region the bucket is not in)."""
+    name = XML_REGIONS.get(normalize_region(region), normalize_region(region))
+    if not _XML_REGION_RE.match(name):
+        raise CosConfigError(
+            f"region {region!r} is not a COS region name such as ap-guangzhou, ap-shanghai or na-siliconvalley"
+            f" (the short codes {', '.join(sorted(XML_REGIONS))} are translated)"
+        )
+    return name
 
 
 def default_endpoint(api_version: ApiVersion, region: str | None = None, *, https: bool = False) -> str:

@@ -62,6 +62,12 @@ def test_uri_style_host_and_port_and_legacy_prefixed_extras() -> None:
         ({"host": "http://127.0.0.1:99999"}, "host (endpoint base URL)"),
         ({"extra": {"app_id": "1", "bucket": "Bad_Bucket"}}, "'bucket'"),
         ({"extra": {"app_id": "1", "slice_size": "big"}}, "'slice_size'"),
+        ({"extra": {"app_id": "1", "slice_size": 100000}}, "'slice_size' = 100000 is not a multiple of 65536"),
+        (
+            {"extra": {"app_id": "1", "api_version": "xml", "region": "guangzhou-x"}},
+            "'region': region 'guangzhou-x' is not",
+        ),
+        ({"extra": {"app_id": "1", "api_version": "xml", "region": "nj"}}, "'region': region 'nj' is not a COS region"),
         ({"extra": {"app_id": "1", "max_workers": 0}}, "'max_workers'"),
         ({"extra": {"app_id": "1", "slice_size": "inf"}}, "'slice_size' must be a finite number"),
         ({"extra": {"app_id": "1", "max_workers": "nan"}}, "'max_workers' must be a finite number"),

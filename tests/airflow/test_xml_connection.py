@@ -38,6 +38,9 @@ def target_of(cfg: CosConnectionConfig) -> CosTarget:
         ("ap-shanghai", "ap-shanghai"),
         ("gz", "ap-guangzhou"),
         ("sh", "ap-shanghai"),
+        ("na-siliconvalley", "na-siliconvalley"),
+        ("ap-shenzhen-fsi", "ap-shenzhen-fsi"),
+        ("tj", "ap-beijing-1"),
     ],
 )
 def test_default_endpoint_is_the_buckets_virtual_host(region: str | None, expected: str) -> None:
