@@ -223,7 +223,10 @@ class CosSliceUploadOperator(BaseOperator):
             cos_path,
             result.size,
             result.elapsed,
-            "instant upload" if result.instant else f"{result.bytes_sent} bytes sent in {result.slices_sent} slice(s)",
+            "instant upload"
+            if result.instant
+            else f"{result.bytes_sent} bytes sent in {result.slices_sent} "
+            + ("part(s)" if result.method == "multipart" else "slice(s)"),
             result.resource_path,
         )
         self.object_url = object_link_url(hook.config, bucket, cos_path, result.access_url)
