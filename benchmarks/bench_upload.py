@@ -123,11 +123,16 @@ class _Discard(BaseHTTPRequestHandler):
         return None
 
 
-def discard_server_main(port_file: str) -> None:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Discard)
+def serve(handler: type[BaseHTTPRequestHandler], port_file: str) -> None:
+    """Serve ``handler`` (threaded) on a free loopback port, written to ``port_file``, until killed."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     srv.daemon_threads = True
     Path(port_file).write_text(str(srv.server_port))
     srv.serve_forever()
+
+
+def discard_server_main(port_file: str) -> None:
+    serve(_Discard, port_file)
 
 
 def client_for(url: str, api: str, **cfg: Any) -> CosClient:

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -57,7 +57,7 @@ from airflow_provider_cos.transfer.multipart import part_size_for, plan_parts
 from airflow_provider_cos.transfer.xmlcalls import xml_target
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_upload import Emulator  # the emulator in its own process: no shared GIL
+from bench_upload import Emulator, serve  # the emulator in its own process: no shared GIL
 
 MiB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,13 +140,6 @@ class _Thin(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         return None
-
-
-def thin_server_main(port_file: str) -> None:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Thin)
-    srv.daemon_threads = True
-    Path(port_file).write_text(str(srv.server_port))
-    srv.serve_forever()
 
 
 class ThinXmlServer:
@@ -282,7 +275,7 @@ def main() -> int:
     parser.add_argument("--thin-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.thin_server:
-        thin_server_main(args.thin_server)
+        serve(_Thin, args.thin_server)
         return 0
     size, big = parse_size(args.size), parse_size(args.big)
     # In memory when the machine has /dev/shm: the emulator's storage then costs no disk writeback, which

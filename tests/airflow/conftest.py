@@ -38,6 +38,7 @@ def airflow_db() -> None:
 
 # The shared emulator fixtures (``emulator``, ``emulator_factory``): real sockets, port 0, temp data dir.
 from tests.fixtures_emulator import emulator, emulator_factory  # noqa: E402,F401
+from tests.support.custom_domain import bound, proxy  # noqa: E402,F401  (custom-domain fixtures)
 
 
 def conn_json(

@@ -10,8 +10,6 @@ faults: a plain forwarder that records each request head as it crossed the wire,
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import pendulum
 import pytest
 from airflow.sdk import DAG
 
-from airflow_provider_cos.emulator import DEMO, BucketConfig, CosEmulator
+from airflow_provider_cos.emulator import DEMO, CosEmulator
 from airflow_provider_cos.emulator.xmlapi import UNBOUND_DOMAIN
 from airflow_provider_cos.hooks.cos import CosHook
 from airflow_provider_cos.protocol.errors import CosConfigError, CosError, CosNotFoundError
@@ -29,25 +27,18 @@ from airflow_provider_cos.transfer import CosClient, TransferConfig
 from tests.airflow.conftest import TEST_EXTRA, MiB, make_file, run_dag, task_states
 from tests.airflow.test_xml_connection import config
 from tests.emulator.xmlclient import XmlClient
+from tests.support.custom_domain import DOMAIN, OTHER, host_of  # fixtures bound, proxy: conftest.py
 from tests.support.faultproxy import FaultProxy
 
-DOMAIN = "files.example.com"
-#: Same appid and key pair as the default bucket, so one connection can name either bucket.
-OTHER = BucketConfig(DEMO.appid, "otherbucket", DEMO.secret_id, DEMO.secret_key)
-OTHER_NAME = f"{OTHER.bucket}-{OTHER.appid}"
 DEFAULT_VHOST = f"{DEMO.bucket}-{DEMO.appid}.cos.ap-guangzhou.myqcloud.com"
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
-_HOST = re.compile(rb"\r\nhost:[ \t]*([^\r\n]*)\r\n", re.IGNORECASE)
 
 
 def wire_hosts(proxy: FaultProxy) -> dict[str, set[str]]:
     """``{Host header: request methods}`` of every request the proxy forwarded."""
     seen: dict[str, set[str]] = {}
     for record in proxy.records:
-        head = record.sample.split(b"\r\n\r\n", 1)[0] + b"\r\n"
-        match = _HOST.search(head)
-        assert match, head[:200]
-        seen.setdefault(match.group(1).decode(), set()).add(record.method)
+        seen.setdefault(host_of(record), set()).add(record.method)
     return seen
 
 
@@ -60,18 +51,6 @@ def set_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, host: str, **extra: 
         "extra": {"app_id": DEMO.appid, "bucket": OTHER.bucket, "api_version": "xml", **TEST_EXTRA, **extra},
     }
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
-
-
-@pytest.fixture
-def bound(emulator_factory: Any) -> CosEmulator:
-    emulator: CosEmulator = emulator_factory(extra_buckets=[OTHER], custom_domains={DOMAIN: OTHER_NAME})
-    return emulator
-
-
-@pytest.fixture
-def proxy(bound: CosEmulator) -> Iterator[FaultProxy]:
-    with FaultProxy(bound.url) as spy:
-        yield spy
 
 
 @pytest.fixture

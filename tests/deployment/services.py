@@ -33,6 +33,7 @@ import psutil
 import requests
 
 from airflow_provider_cos.emulator import DEMO
+from tests.support.emulator_cli import emulator_command
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -179,14 +180,8 @@ class Deployment:
         """The emulator CLI on a free port (DEMO credentials); its URL once it printed it."""
         service = self._popen(
             "emulator",
-            [
-                sys.executable,
-                "-m",
-                "airflow_provider_cos.emulator",
-                "--port",
-                "0",
-                "--data-dir",
-                str(self.root / "emulator-data"),
+            emulator_command(
+                self.root / "emulator-data",
                 "--appid",
                 DEMO.appid,
                 "--bucket",
@@ -195,7 +190,7 @@ class Deployment:
                 DEMO.secret_id,
                 "--secret-key",
                 DEMO.secret_key,
-            ],
+            ),
             stdout=subprocess.PIPE,
         )
         assert service.popen.stdout is not None

@@ -22,6 +22,7 @@ from airflow_provider_cos.protocol.multipart import encode_form
 from airflow_provider_cos.protocol.xmloperations import XmlRequest
 from tests.emulator.client import Client, payload, raw_http, sha1
 from tests.emulator.xmlclient import XmlClient
+from tests.support.emulator_cli import emulator_command
 
 KiB = 1024
 
@@ -96,17 +97,7 @@ def test_sessions_expire_after_the_configured_time(emulator_factory: Any) -> Non
 
 def test_session_ttl_is_a_cli_flag(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_cos.emulator",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp_path),
-            "--session-ttl",
-            "123",
-        ],
+        emulator_command(tmp_path, "--session-ttl", "123"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -20,6 +20,7 @@ from airflow_provider_cos.protocol.xmloperations import XmlRequest
 from airflow_provider_cos.protocol.xmlsigning import XmlCredentials, XmlSigner
 from tests.emulator.client import raw_http
 from tests.emulator.xmlclient import XmlClient
+from tests.support.emulator_cli import emulator_command
 
 OTHER = BucketConfig("1250000001", "otherbucket", "AKIDotherBucketIdNotReal0000000000000", "other-bucket-key")
 OTHER_NAME = f"{OTHER.bucket}-{OTHER.appid}"
@@ -151,19 +152,11 @@ def test_the_constructor_checks_the_bindings(tmp_path: Path, bindings: dict[str,
 
 def test_cli_flag_binds_a_domain(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_cos.emulator",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp_path),
-            "--custom-domain",
-            f"{DOMAIN}={DEMO.bucket}-{DEMO.appid}",
-            "--custom-domain",
-            f"Static.Example.net={DEMO.bucket}-{DEMO.appid}",
-        ],
+        emulator_command(
+            tmp_path,
+            *("--custom-domain", f"{DOMAIN}={DEMO.bucket}-{DEMO.appid}"),
+            *("--custom-domain", f"Static.Example.net={DEMO.bucket}-{DEMO.appid}"),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -17,6 +17,7 @@ from airflow_provider_cos.protocol.messages import CosTarget
 from airflow_provider_cos.protocol.signing import Credentials
 from airflow_provider_cos.transfer import CosClient, RetryPolicy, TransferConfig
 from tests.fixtures_emulator import emulator, emulator_factory  # noqa: F401  (re-exported fixtures)
+from tests.support.custom_domain import bound, proxy  # noqa: F401  (custom-domain fixtures)
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -9,42 +9,24 @@ plain forwarder that records each request head, so the tests see the ``Host`` th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_cos.emulator import DEMO, BucketConfig, CosEmulator
+from airflow_provider_cos.emulator import DEMO, CosEmulator
 from airflow_provider_cos.emulator.xmlapi import UNBOUND_DOMAIN
 from airflow_provider_cos.protocol.messages import CosTarget
 from airflow_provider_cos.protocol.signing import Credentials
 from airflow_provider_cos.transfer import CosClient
 from tests.emulator.xmlclient import XmlClient
+from tests.support.custom_domain import DOMAIN, OTHER, OTHER_NAME, host_of  # fixtures bound, proxy: conftest.py
 from tests.support.faultproxy import FaultProxy
 from tests.transfer.conftest import MiB, small_config, write_file
 from tests.transfer.test_multipart import crc_of
 
 qcloud_cos = pytest.importorskip("qcloud_cos")
-
-DOMAIN = "files.example.com"
-#: The default bucket's appid and key pair under another name: the domain is bound to this one.
-OTHER = BucketConfig(DEMO.appid, "otherbucket", DEMO.secret_id, DEMO.secret_key)
-OTHER_NAME = f"{OTHER.bucket}-{OTHER.appid}"
-_HOST = re.compile(rb"\r\nhost:[ \t]*([^\r\n]*)\r\n", re.IGNORECASE)
-
-
-@pytest.fixture
-def bound(emulator_factory: Any) -> CosEmulator:
-    emulator: CosEmulator = emulator_factory(extra_buckets=[OTHER], custom_domains={DOMAIN: OTHER_NAME})
-    return emulator
-
-
-@pytest.fixture
-def proxy(bound: CosEmulator) -> Iterator[FaultProxy]:
-    with FaultProxy(bound.url) as spy:
-        yield spy
 
 
 def sdk_for(proxy: FaultProxy, domain: str = DOMAIN) -> Any:
@@ -71,9 +53,7 @@ def wire(proxy: FaultProxy) -> set[tuple[str, str]]:
     """``(request target's start, Host)`` of every forwarded request."""
     seen = set()
     for record in proxy.records:
-        match = _HOST.search(record.sample.split(b"\r\n\r\n", 1)[0] + b"\r\n")
-        assert match, record.sample[:200]
-        seen.add((record.target.split("/", 3)[2] if "://" in record.target else "", match.group(1).decode()))
+        seen.add((record.target.split("/", 3)[2] if "://" in record.target else "", host_of(record)))
     return seen
 
 
