@@ -354,9 +354,8 @@ class CosHook(BaseHook):
             return False, f"Invalid connection: {type(exc).__name__}: {exc}"
         if not cfg.bucket:
             return False, "Invalid connection: extra field 'bucket' (default bucket) is empty; the test reads its root"
-        where = f"bucket {cfg.bucket!r} of app_id {cfg.appid} at {cfg.endpoint} ({cfg.api_version})"
-        if cfg.api_version == "xml" and cfg.custom_domain:
-            where = f"{where[:-1]}, custom domain {cfg.custom_domain})"
+        domain = f", custom domain {cfg.custom_domain}" if cfg.api_version == "xml" and cfg.custom_domain else ""
+        where = f"bucket {cfg.bucket!r} of app_id {cfg.appid} at {cfg.endpoint} ({cfg.api_version}{domain})"
         try:
             probe = self._new_client(
                 cfg,
