@@ -5,7 +5,6 @@ resume (ListMultipartUploads / ListParts, checkpoint, SIGKILL, cancel)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -158,11 +157,7 @@ def test_sigkill_then_new_process_resumes(
 ) -> None:
     """A killed uploader leaves its multipart upload; a new process continues it (by its checkpoint, or by
     ListMultipartUploads), re-sending at most (parts in flight + 1) parts."""
-    import os
-    import signal
-    import subprocess
-
-    from tests.transfer.test_resume import ROOT, WORKERS, run_json, uploader
+    from tests.transfer.test_resume import WORKERS, kill_midway, run_json, uploader
 
     size = 8 * MiB + 4321
     part = MiB  # the uploader's 512 KiB slices, raised to COS's smallest part
@@ -170,28 +165,9 @@ def test_sigkill_then_new_process_resumes(
     write_file(src, size)
     ckpt = tmp_path / "ckpt"
     extra = ["--checkpoint-dir", str(ckpt)] if with_checkpoint else []
-    emulator.add_fault(FaultRule(op="UploadPart", delay=0.1, times=None))  # slow enough to kill
-    proc = subprocess.Popen(
-        uploader(emulator.url, "xml", src, "/resume.bin", *extra),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while emulator.stats.slice_bytes < 3 * MiB:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_midway(emulator, uploader(emulator.url, "xml", src, "/resume.bin", *extra), "UploadPart")
     if with_checkpoint:
         assert list(ckpt.glob("*.json")), "the killed process left a checkpoint"
-    emulator.clear_faults()
     result = run_json(uploader(emulator.url, "xml", src, "/resume.bin", *extra))
     assert result["resumed"] is True and result["crc64"] == crc_of(src) and result["method"] == "multipart"
     assert emulator.stats.requests.get("InitiateMultipartUpload") == 1  # the killed process's upload continued

@@ -45,6 +45,26 @@ def uploader(url: str, api: str, path: Path, cos_path: str, *extra: str) -> list
     ]
 
 
+def kill_midway(emulator: CosEmulator, cmd: list[str], data_op: str, *, after: int = 3 * MiB) -> None:
+    """Run the uploader ``cmd`` with each ``data_op`` request slowed (0.1 s), SIGKILL it once ``after``
+    payload bytes reached the emulator, then clear the fault."""
+    emulator.add_fault(FaultRule(op=data_op, delay=0.1, times=None))  # slow enough to kill
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while emulator.stats.slice_bytes < after:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    emulator.clear_faults()
+
+
 def run_json(cmd: list[str]) -> dict[str, object]:
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -61,28 +81,9 @@ def test_sigkill_then_new_process_resumes(
     sha1 = write_file(src, size)
     ckpt = tmp_path / "ckpt"
     extra = ["--checkpoint-dir", str(ckpt)] if with_checkpoint else []
-    emulator.add_fault(FaultRule(op=SLICE_OP[api_version], delay=0.1, times=None))  # slow enough to kill
-    proc = subprocess.Popen(
-        uploader(emulator.url, api_version, src, "/resume.bin", *extra),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while emulator.stats.slice_bytes < 3 * MiB:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_midway(emulator, uploader(emulator.url, api_version, src, "/resume.bin", *extra), SLICE_OP[api_version])
     if with_checkpoint:
         assert list(ckpt.glob("*.json")), "the killed process left a checkpoint"
-    emulator.clear_faults()
     result = run_json(uploader(emulator.url, api_version, src, "/resume.bin", *extra))
     assert result["sha1"] == sha1 and result["resumed"] is True
     assert float(result["hash_seconds"]) > 0  # type: ignore[arg-type]  # a resume always hashes the file again
